@@ -1,0 +1,1 @@
+"""A national unit's node: the ClientApp, holdings loaders, local training."""

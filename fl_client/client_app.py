@@ -1,0 +1,133 @@
+"""The ClientApp a unit's node runs: train and evaluate the global model locally.
+
+Handlers follow Flower's Message API. Settings come from the run config
+(`fl_protocol.run_config`); holdings from the node's own config. Nothing here talks
+to MLflow or to any address but the SuperLink Flower connects to.
+"""
+
+import dataclasses
+import functools
+import zlib
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fl_client.holdings import NodeHoldings
+from fl_client.node_holdings import holdings_for_node, node_label
+from fl_client.training import resolve_device, train_locally
+from fl_client.update_protection import release_update
+from fl_protocol import records
+from fl_protocol.run_config import CONFIG_KEY, OVERRIDES_KEY, settings_from_run_config
+from fl_protocol.settings import RunSettings
+from fl_protocol.telemetry import disable_phone_home
+from models import build_model, evaluate_model
+
+disable_phone_home()
+
+app = ClientApp()
+
+# Set in a node's Context.state once its holdings report has been sent.
+_REPORTED_STATE_KEY = "fedtriage-holdings-reported"
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train the received global model on this node's training split."""
+    settings, holdings, model = _receive(msg, context)
+    config = msg.content[records.CONFIG_KEY]
+    server_round = int(config[records.SERVER_ROUND])
+    result = train_locally(
+        model,
+        holdings.train.as_dataset(),
+        settings.train,
+        seed=_node_seed(settings, context, server_round),
+        proximal_mu=float(config.get(records.PROXIMAL_MU, 0.0)),
+    )
+    content = RecordDict(
+        {
+            records.ARRAYS_KEY: release_update(ArrayRecord(model.state_dict()), settings.secure),
+            records.METRICS_KEY: MetricRecord(
+                {
+                    records.TRAIN_LOSS: result.loss,
+                    records.TRAIN_SECONDS: result.seconds,
+                    records.NUM_EXAMPLES: result.num_examples,
+                }
+            ),
+            records.NODE_INFO_KEY: _node_info(context),
+        }
+    )
+    if _REPORTED_STATE_KEY not in context.state:
+        content[records.HOLDINGS_REPORT_KEY] = ConfigRecord(holdings.report.to_flat_dict())
+        context.state[_REPORTED_STATE_KEY] = ConfigRecord({"sent": True})
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Evaluate the received global model on this node's validation split."""
+    settings, holdings, model = _receive(msg, context)
+    result = evaluate_model(
+        model,
+        holdings.val.as_dataset(),
+        batch_size=max(settings.train.batch_size, 256),
+        device=resolve_device(settings.train.device),
+        num_classes=len(holdings.val.classes),
+    )
+    metrics = {
+        records.EVAL_LOSS: result.loss,
+        records.EVAL_ACCURACY: result.accuracy,
+        records.EVAL_MACRO_F1: result.macro_f1,
+        records.NUM_EXAMPLES: result.num_examples,
+    }
+    if len(holdings.val.classes) == 2:
+        # Same keys from every node: NaN where a node's split lacks one class.
+        metrics[records.EVAL_ROC_AUC] = float("nan") if result.roc_auc is None else result.roc_auc
+    content = RecordDict(
+        {records.METRICS_KEY: MetricRecord(metrics), records.NODE_INFO_KEY: _node_info(context)}
+    )
+    return Message(content, reply_to=msg)
+
+
+def _receive(msg: Message, context: Context) -> tuple[RunSettings, NodeHoldings, torch.nn.Module]:
+    """What every handler starts from: settings, this node's holdings, the global model."""
+    settings = _settings(context)
+    torch.set_num_threads(settings.train.threads)
+    holdings = holdings_for_node(settings, context.node_config)
+    return settings, holdings, _global_model(settings, msg)
+
+
+def _settings(context: Context) -> RunSettings:
+    run_config = context.run_config
+    return _settings_from(
+        str(run_config.get(CONFIG_KEY, "") or ""), str(run_config.get(OVERRIDES_KEY, "") or "")
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _settings_from(config_document: str, overrides: str) -> RunSettings:
+    return settings_from_run_config({CONFIG_KEY: config_document, OVERRIDES_KEY: overrides})
+
+
+def _global_model(settings: RunSettings, msg: Message) -> torch.nn.Module:
+    holdings = settings.holdings
+    assert holdings.classes, "the server checks that holdings.classes is set"
+    # The global weights arrive in the message; a server-side weights file is not ours.
+    model = build_model(
+        dataclasses.replace(settings.model, weights_path=None),
+        num_classes=len(holdings.classes),
+        in_channels=holdings.channels,
+        image_size=holdings.image_size,
+    )
+    model.load_state_dict(msg.content[records.ARRAYS_KEY].to_torch_state_dict())
+    return model
+
+
+def _node_info(context: Context) -> ConfigRecord:
+    return ConfigRecord({records.NODE_LABEL: node_label(context.node_config, context.node_id)})
+
+
+def _node_seed(settings: RunSettings, context: Context, server_round: int) -> int:
+    """Different per node and round, identical across repeats of the same run."""
+    label = node_label(context.node_config, context.node_id)
+    return (settings.seed * 1_000_003 + server_round * 7919 + zlib.crc32(label.encode())) % (2**31)

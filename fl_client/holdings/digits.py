@@ -1,0 +1,60 @@
+"""scikit-learn's bundled 8x8 digits as holdings: proxy data that needs no download."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from fl_client.holdings.holdings import Holdings, HoldingsReport
+from fl_protocol.errors import ConfigError
+from fl_protocol.settings import HoldingsSettings
+
+# The digits hold pixel intensities 0..16; they are stretched to the uint8 range.
+_DIGITS_MAX_INTENSITY = 16
+
+
+def load_digits_holdings(settings: HoldingsSettings) -> Holdings:
+    """The 1797 digits, resized and given channels as the settings ask.
+
+    The same settings yield the same tensors on every node, so models built for
+    `holdings.image_size` and `holdings.channels` fit whichever source is chosen.
+    """
+    digits = load_digits()
+    native_names = [str(name) for name in digits.target_names]
+    classes = tuple(settings.classes) if settings.classes is not None else tuple(native_names)
+    if len(classes) != len(native_names):
+        raise ConfigError(
+            "holdings.classes",
+            f"the digits have {len(native_names)} classes, got {len(classes)} names: {list(classes)}",
+        )
+    if settings.image_size < 1:
+        raise ConfigError("holdings.image_size", f"must be >= 1, got {settings.image_size}")
+    if settings.channels not in (1, 3):
+        raise ConfigError("holdings.channels", f"must be 1 or 3, got {settings.channels}")
+
+    scaled = np.rint(digits.images * (255.0 / _DIGITS_MAX_INTENSITY)).clip(0, 255)
+    images = torch.from_numpy(scaled.astype(np.uint8)).unsqueeze(1)
+    images = _resize(images, settings.image_size)
+    if settings.channels == 3:
+        images = images.repeat(1, 3, 1, 1)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    report = HoldingsReport(
+        source="scikit-learn digits",
+        loaded=len(labels),
+        skipped=[],
+        class_counts={name: int(count) for name, count in zip(classes, counts)},
+    )
+    return Holdings(images=images.contiguous(), labels=labels, classes=classes, report=report)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of uint8 [N, 1, H, W] images to size x size, back to uint8."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    shrinking = size < max(images.shape[-2:])
+    resized = F.interpolate(
+        images.to(torch.float32), size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking
+    )
+    return resized.round_().clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,1 @@
+"""The coordinator's side of fedtriage: the ServerApp, strategies, rounds, tracking."""

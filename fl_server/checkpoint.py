@@ -1,0 +1,99 @@
+"""Checkpoints after every round: model, round, strategy state and history.
+
+A crashed or stopped server loses at most the round in progress: a run resumes
+from the newest checkpoint with `checkpoint.resume_from=<file>`. Files are written
+atomically and load with `torch.load(weights_only=True)` (no pickled code).
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+from flwr.serverapp.strategy import Strategy
+
+from fl_protocol.errors import ConfigError
+from fl_server.round_record import RoundRecord
+
+_FORMAT = "fedtriage-checkpoint-1"
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run after `round`."""
+
+    round: int
+    model_state: dict[str, torch.Tensor]
+    strategy_state: dict[str, torch.Tensor]
+    history: list[RoundRecord]
+
+    def arrays(self) -> ArrayRecord:
+        """The global model as Flower arrays."""
+        return ArrayRecord(self.model_state)
+
+
+def strategy_state(strategy: Strategy) -> dict[str, torch.Tensor]:
+    """The strategy's numeric state (e.g. FedAdam's moments) as named tensors.
+
+    Every attribute holding a dict of arrays (`m_t`, `v_t`, ...) is kept as
+    `<attribute>/<array name>`; hyperparameters come from the configuration anyway.
+    """
+    state: dict[str, torch.Tensor] = {}
+    for attribute, value in vars(strategy).items():
+        if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            for name, array in value.items():
+                state[f"{attribute}/{name}"] = torch.from_numpy(np.array(array, copy=True))
+    return state
+
+
+def restore_strategy_state(strategy: Strategy, state: dict[str, torch.Tensor]) -> None:
+    """Put state saved by `strategy_state` back into a freshly built strategy."""
+    restored: dict[str, dict[str, np.ndarray]] = {}
+    for key, tensor in state.items():
+        attribute, name = key.split("/", 1)
+        restored.setdefault(attribute, {})[name] = tensor.numpy()
+    for attribute, arrays in restored.items():
+        setattr(strategy, attribute, arrays)
+
+
+def save_checkpoint(directory: Path, checkpoint: Checkpoint, keep_last: int) -> Path:
+    """Write `round_<N>.pt` atomically and drop checkpoints older than `keep_last`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"round_{checkpoint.round:04d}.pt"
+    partial = path.with_suffix(".pt.partial")
+    torch.save(
+        {
+            "format": _FORMAT,
+            "round": checkpoint.round,
+            "model_state": checkpoint.model_state,
+            "strategy_state": checkpoint.strategy_state,
+            "history": [dataclasses.asdict(record) for record in checkpoint.history],
+        },
+        partial,
+    )
+    os.replace(partial, path)
+    for old in sorted(directory.glob("round_*.pt"))[:-keep_last]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint; a missing or foreign file names `checkpoint.resume_from`."""
+    if not path.is_file():
+        raise ConfigError("checkpoint.resume_from", f"no checkpoint file at {path}")
+    try:
+        raw: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError("checkpoint.resume_from", f"{path} is not a readable checkpoint: {err}") from err
+    if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
+        raise ConfigError("checkpoint.resume_from", f"{path} is not a fedtriage checkpoint")
+    return Checkpoint(
+        round=int(raw["round"]),
+        model_state=raw["model_state"],
+        strategy_state=raw["strategy_state"],
+        history=[RoundRecord(**record) for record in raw["history"]],
+    )

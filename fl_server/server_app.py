@@ -1,0 +1,174 @@
+"""The ServerApp a coordinator runs: one federation run from settings to tracked model.
+
+Flow: settings (from the run config) -> global model and strategy -> rounds
+(`FederationRounds`) -> listeners (progress, MLflow, checkpoints) -> final model,
+summary. The same `app` runs in Flower's simulation engine and on a SuperLink.
+"""
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from fl_protocol.console_logging import configure_console_logging
+from fl_protocol.errors import ConfigError
+from fl_protocol.run_config import settings_from_run_config
+from fl_protocol.settings import RunSettings
+from fl_protocol.telemetry import disable_phone_home
+from fl_server.central_evaluation import CentralEvaluator
+from fl_server.checkpoint import load_checkpoint, restore_strategy_state
+from fl_server.federation_rounds import FederationRounds, RoundPlan
+from fl_server.progress_report import ProgressReport, format_final_table
+from fl_server.round_record import RoundRecord
+from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
+from fl_server.run_summary import RunSummary, write_summary
+from fl_server.strategy_factory import build_strategy
+from fl_server.tracking import build_tracker
+from fl_server.update_aggregation import build_update_aggregation
+from models import build_model
+
+disable_phone_home()
+logger = logging.getLogger("fedtriage.server")
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Flower entry point: read the settings and run the federation."""
+    configure_console_logging()
+    settings = settings_from_run_config(context.run_config)
+    run_federation(grid, settings, flower_run_id=context.run_id)
+
+
+def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> RunSummary:
+    """Run every round of one federation and record it; returns the summary written."""
+    output_dir = _output_dir(settings, flower_run_id)
+    _seed_everything(settings.seed)
+    if not settings.holdings.classes:
+        raise ConfigError("holdings.classes", "the server needs the list of classes to build the model")
+    model = build_model(
+        settings.model,
+        num_classes=len(settings.holdings.classes),
+        in_channels=settings.holdings.channels,
+        image_size=settings.holdings.image_size,
+    )
+    strategy = build_strategy(settings)
+    aggregation = build_update_aggregation(settings.secure)
+    arrays, history, first_round = _starting_point(settings, model, strategy)
+    evaluator = CentralEvaluator(settings) if settings.evaluation.central else None
+
+    tracker = build_tracker(settings, output_dir)
+    tracker.start(settings)
+    checkpoints = CheckpointListener(
+        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history
+    )
+    fed = settings.federation
+    rounds = FederationRounds(
+        grid=grid,
+        strategy=strategy,
+        aggregation=aggregation,
+        plan=RoundPlan.from_settings(fed, first_round),
+        listener=FanOut(ProgressReport(fed.num_rounds), TrackingListener(tracker), checkpoints),
+        central_evaluation=evaluator,
+    )
+    print(
+        f"fedtriage: {settings.strategy.name} over {fed.num_nodes} nodes, {fed.num_rounds} rounds, "
+        f"model {settings.model.name}, update protection: {settings.secure.mode}; outputs in {output_dir}",
+        flush=True,
+    )
+    try:
+        outcome = rounds.run(arrays, history)
+    except BaseException as err:
+        tracker.finish(rounds.history, None, checkpoints.latest, "FAILED")
+        write_summary(
+            RunSummary(
+                status="FAILED",
+                output_dir=str(output_dir),
+                rounds_completed=_completed_rounds(rounds.history),
+                latest_checkpoint=str(checkpoints.latest) if checkpoints.latest else None,
+                error=f"{type(err).__name__}: {err}",
+            )
+        )
+        raise
+
+    model.load_state_dict(outcome.arrays.to_torch_state_dict())
+    final_model_path = output_dir / "final_model.pt"
+    torch.save(model.state_dict(), final_model_path)
+    tracked = tracker.finish(outcome.history, model, checkpoints.latest, "FINISHED")
+    summary = RunSummary(
+        status="FINISHED",
+        output_dir=str(output_dir),
+        rounds_completed=_completed_rounds(outcome.history),
+        final_metrics=_final_metrics(outcome.history),
+        final_model_path=str(final_model_path),
+        latest_checkpoint=str(checkpoints.latest) if checkpoints.latest else None,
+        mlflow_run_id=tracked.run_id,
+        tracking_uri=tracked.tracking_uri,
+        mlflow_ui_command=tracked.ui_command,
+        registered_model_version=tracked.registered_model_version,
+    )
+    write_summary(summary)
+    print("\n" + format_final_table(outcome.history), flush=True)
+    if tracked.run_id:
+        print(f"\nMLflow run {tracked.run_id} in {tracked.tracking_uri}", flush=True)
+        print(f"open it with: {tracked.ui_command}", flush=True)
+    print(f"outputs: {output_dir}", flush=True)
+    return summary
+
+
+def _output_dir(settings: RunSettings, flower_run_id: int) -> Path:
+    # Flower runs a ServerApp in the SuperLink's working directory: keep paths absolute.
+    path = Path(settings.output_dir) if settings.output_dir else Path.cwd() / "outputs" / f"flower-run-{flower_run_id}"
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)  # Flower's strategies sample nodes with `random`
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _starting_point(
+    settings: RunSettings, model: torch.nn.Module, strategy: object
+) -> tuple[ArrayRecord, list[RoundRecord], int]:
+    """Fresh weights, or the model, strategy state and history of a checkpoint."""
+    if not settings.checkpoint.resume_from:
+        return ArrayRecord(model.state_dict()), [], 1
+    checkpoint = load_checkpoint(Path(settings.checkpoint.resume_from))
+    if checkpoint.round >= settings.federation.num_rounds:
+        raise ConfigError(
+            "federation.num_rounds",
+            f"the checkpoint already completed round {checkpoint.round}; "
+            "raise federation.num_rounds to train further",
+        )
+    try:
+        model.load_state_dict(checkpoint.model_state)
+    except RuntimeError as err:
+        raise ConfigError(
+            "checkpoint.resume_from", f"checkpoint does not fit model {settings.model.name}: {err}"
+        ) from err
+    restore_strategy_state(strategy, checkpoint.strategy_state)  # type: ignore[arg-type]
+    logger.info("resuming after round %d from %s", checkpoint.round, settings.checkpoint.resume_from)
+    return ArrayRecord(model.state_dict()), checkpoint.history, checkpoint.round + 1
+
+
+def _completed_rounds(history: list[RoundRecord]) -> int:
+    return max((record.round for record in history if record.train_metrics), default=0)
+
+
+def _final_metrics(history: list[RoundRecord]) -> dict[str, float]:
+    """The last completed round's metrics, prefixed by where they were measured."""
+    for record in reversed(history):
+        if record.round and record.train_metrics:
+            metrics = {f"train/{k}": v for k, v in record.train_metrics.items()}
+            metrics.update({f"federated/{k}": v for k, v in record.federated_eval.items()})
+            metrics.update({f"central/{k}": v for k, v in record.central_eval.items()})
+            return metrics
+    return {}

@@ -1,0 +1,74 @@
+"""Log the final global model as an MLflow PyTorch model, optionally registering it.
+
+`mlflow.pytorch.log_model` works only through MLflow's process-wide state (tracking URI,
+active run), unlike the rest of tracking, which names its store and run explicitly. That
+state is set here for the duration of the call and restored afterwards.
+"""
+
+import copy
+import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import mlflow
+import mlflow.pytorch
+import torch
+from mlflow.environment_variables import MLFLOW_TRACKING_URI
+
+
+@dataclass
+class LoggedModel:
+    """Where the logged model lives and, if registered, its registry version."""
+
+    model_uri: str
+    registered_model_version: str | None
+
+
+def log_pytorch_model(
+    tracking_uri: str, run_id: str, model: torch.nn.Module, registered_model_name: str | None
+) -> LoggedModel:
+    """Log `model` under the name "model" in run `run_id`.
+
+    Leaving `start_run` marks the run FINISHED; the caller sets the run's real status after.
+
+    The model is pickled: the safe "pt2" format needs an example input, and tracking knows
+    nothing of the model's inputs. The requirements are given rather than inferred: inference
+    reloads the model in a subprocess (slow) to guess what is already known.
+    """
+    with _process_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            _on_cpu(model),
+            name="model",
+            registered_model_name=registered_model_name,
+            serialization_format="pickle",
+            pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
+        )
+    version = info.registered_model_version
+    return LoggedModel(info.model_uri, None if version is None else str(version))
+
+
+def _on_cpu(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself, or a CPU copy: a registered model must load where there is no GPU."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    if all(tensor.device.type == "cpu" for tensor in tensors):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
+@contextmanager
+def _process_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking URI at `tracking_uri`, then point it back."""
+    previous_env = os.environ.get(MLFLOW_TRACKING_URI.name)
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        # `set_tracking_uri` also writes the environment variable; undo both.
+        mlflow.set_tracking_uri(previous if previous != previous_env else None)  # type: ignore[arg-type]
+        if previous_env is None:
+            os.environ.pop(MLFLOW_TRACKING_URI.name, None)
+        else:
+            os.environ[MLFLOW_TRACKING_URI.name] = previous_env

@@ -1,0 +1,102 @@
+"""The seam between the server and experiment tracking: what the server reports, when."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from fl_protocol.settings import RunSettings
+from fl_server.round_record import RoundRecord
+from fl_server.tracking.local_history import write_local_history
+
+# Final states a run can be closed with (MLflow's names for them).
+RUN_STATUSES = ("FINISHED", "FAILED")
+
+
+@dataclass
+class TrackedRun:
+    """Where a finished run's record can be found, for the server's closing summary."""
+
+    run_id: str | None
+    tracking_uri: str
+    experiment_name: str
+    model_uri: str | None
+    registered_model_version: str | None
+    # What to run (or open) to see this run in the MLflow UI; empty when nothing was tracked.
+    ui_command: str
+
+
+class RunTracker(Protocol):
+    """Receives the results of one federation run; never raises for a tracking outage."""
+
+    def start(self, settings: RunSettings) -> None:
+        """Open the run and record the resolved configuration it runs with."""
+
+    def log_holdings(self, reports: dict[str, dict[str, int | str]]) -> None:
+        """Record what each node's holdings loader kept and skipped (node label -> report)."""
+
+    def log_round(self, record: RoundRecord) -> None:
+        """Record a completed round (round 0: the initial central evaluation)."""
+
+    def log_failed_round(self, record: RoundRecord, reason: str) -> None:
+        """Record a round that produced no new global model, and why."""
+
+    def finish(
+        self,
+        history: list[RoundRecord],
+        model: torch.nn.Module | None,
+        checkpoint_path: Path | None,
+        status: str,
+    ) -> TrackedRun:
+        """Record the outcome (history, plots, final model, checkpoint) and close the run."""
+        ...
+
+
+def check_status(status: str) -> None:
+    """A wrong final status is the caller's bug, so it raises instead of being tolerated."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+
+
+class NullTracker:
+    """Tracking switched off (`tracking.enabled=false`): nothing goes to MLflow.
+
+    Given an output folder, it still writes `history.json` there at `finish`: that local
+    record does not depend on MLflow (benchmarks read it with tracking off).
+    """
+
+    def __init__(self, output_dir: Path | None = None) -> None:
+        self._output_dir = output_dir
+        self._experiment_name = ""
+
+    def start(self, settings: RunSettings) -> None:
+        self._experiment_name = settings.tracking.experiment_name
+
+    def log_holdings(self, reports: dict[str, dict[str, int | str]]) -> None:
+        pass
+
+    def log_round(self, record: RoundRecord) -> None:
+        pass
+
+    def log_failed_round(self, record: RoundRecord, reason: str) -> None:
+        pass
+
+    def finish(
+        self,
+        history: list[RoundRecord],
+        model: torch.nn.Module | None,
+        checkpoint_path: Path | None,
+        status: str,
+    ) -> TrackedRun:
+        check_status(status)
+        if self._output_dir is not None:
+            write_local_history(history, self._output_dir)
+        return TrackedRun(
+            run_id=None,
+            tracking_uri="",
+            experiment_name=self._experiment_name,
+            model_uri=None,
+            registered_model_version=None,
+            ui_command="",
+        )

@@ -1,0 +1,76 @@
+"""A Flower `Grid` that delivers messages to a real ClientApp in this process.
+
+The fast path for round-loop tests: no Ray, no SuperLink, ~milliseconds a round.
+It relies on Flower internals (TaskIdentity, message ids), hence flwr's exact pin.
+End-to-end tests run Flower's real engine instead.
+"""
+
+import uuid
+from collections.abc import Callable, Iterable
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.serverapp import Grid
+from flwr.supercore.task_identity import TaskIdentity
+
+RUN_ID = 4242
+
+
+class InProcessGrid(Grid):
+    """Nodes are (node id -> node config); `behaviour` can make a node fail or vanish."""
+
+    def __init__(
+        self,
+        client_app: ClientApp,
+        node_configs: dict[int, dict[str, bool | int | float | str]],
+        run_config: dict[str, bool | int | float | str],
+        drop: Callable[[int, Message], bool] | None = None,
+    ) -> None:
+        TaskIdentity.task_id = 1
+        TaskIdentity.run_id = RUN_ID
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
+        self._app = client_app
+        self._drop = drop or (lambda node_id, message: False)
+        self.contexts = {
+            node_id: Context(
+                run_id=RUN_ID, node_id=node_id, node_config=config, state=RecordDict(), run_config=run_config
+            )
+            for node_id, config in node_configs.items()
+        }
+        self.delivered: list[Message] = []
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.contexts)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        replies = []
+        for message in messages:
+            message.metadata.__dict__["_message_id"] = uuid.uuid4().hex
+            node_id = message.metadata.dst_node_id
+            self.delivered.append(message)
+            if self._drop(node_id, message):
+                continue
+            try:
+                reply = self._app(message, self.contexts[node_id])
+            except Exception as err:  # what a SuperNode turns into an error reply
+                reply = Message(Error(code=0, reason=f"{type(err).__name__}: {err}"), reply_to=message)
+            replies.append(reply)
+        return replies
+
+    # The rest of the Grid interface is not used by the round loop.
+    def set_run(self, run_id: int) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+    @property
+    def run(self):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        raise NotImplementedError
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        raise NotImplementedError

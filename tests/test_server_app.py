@@ -1,0 +1,70 @@
+"""The ServerApp's run: tracked, checkpointed, resumable, and honest about failure."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from fl_client.client_app import app as client_app
+from fl_protocol.run_config import load_settings, to_run_config
+from fl_protocol.settings import RunSettings
+from fl_server.federation_rounds import FederationError
+from fl_server.server_app import run_federation
+from tests.support.inprocess_grid import InProcessGrid
+
+
+def settings_for(tmp_path: Path, name: str, *overrides: str) -> RunSettings:
+    return load_settings(
+        [
+            "federation.num_nodes=3",
+            "federation.node_wait_timeout_s=1",
+            f"output_dir={tmp_path / name}",
+            f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"tracking.run_name={name}",
+            "tracking.log_model=false",
+            *overrides,
+        ]
+    )
+
+
+def run(settings: RunSettings):  # type: ignore[no-untyped-def]
+    nodes = {10 + i: {"partition-id": i, "num-partitions": 3} for i in range(3)}
+    return run_federation(InProcessGrid(client_app, nodes, to_run_config(settings)), settings, flower_run_id=1)
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
+    straight = run(settings_for(tmp_path, "straight", "strategy=fedadam", "federation.num_rounds=3"))
+    first_part = run(settings_for(tmp_path, "part1", "strategy=fedadam", "federation.num_rounds=2"))
+    resumed = run(
+        settings_for(
+            tmp_path, "part2", "strategy=fedadam", "federation.num_rounds=3",
+            f"checkpoint.resume_from={first_part.latest_checkpoint}",
+        )
+    )
+    assert resumed.rounds_completed == 3
+    assert resumed.final_metrics == pytest.approx(straight.final_metrics, rel=1e-6)
+    final = torch.load(resumed.final_model_path, weights_only=True)
+    expected = torch.load(straight.final_model_path, weights_only=True)
+    assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
+    history = json.loads((Path(resumed.output_dir) / "history.json").read_text())
+    assert [record["round"] for record in history] == [0, 1, 2, 3]  # the history carries on
+
+
+def test_a_failed_run_is_recorded_as_failed_and_keeps_its_checkpoint(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "doomed", "federation.num_rounds=2", "federation.min_available_nodes=4")
+    with pytest.raises(FederationError, match="federation.min_available_nodes=4"):
+        run(settings)
+    summary = json.loads((tmp_path / "doomed" / "summary.json").read_text())
+    assert summary["status"] == "FAILED"
+    assert "min_available_nodes" in summary["error"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (mlflow_run,) = client.search_runs([client.get_experiment_by_name("fedtriage").experiment_id])
+    assert mlflow_run.info.status == "FAILED"
+
+
+def test_server_needs_the_class_list_to_build_the_model(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "classless", "holdings=folder", f"holdings.path={tmp_path}")
+    with pytest.raises(Exception, match="holdings.classes"):
+        run(settings)

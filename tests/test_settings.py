@@ -1,0 +1,109 @@
+"""Configuration: Hydra composition, validation with named settings, the crossing into Flower."""
+
+import json
+
+import pytest
+
+from fl_protocol.errors import ConfigError
+from fl_protocol.run_config import (
+    CONFIG_KEY,
+    OVERRIDES_KEY,
+    compose_config,
+    load_settings,
+    settings_from_run_config,
+    to_run_config,
+)
+from fl_protocol.settings import check_simulation, settings_from_mapping
+
+
+def test_defaults_compose_into_a_four_node_digits_federation() -> None:
+    settings = load_settings()
+    assert settings.federation.num_nodes == 4
+    assert settings.federation.min_available_nodes == 4  # interpolated from num_nodes
+    assert settings.holdings.source == "digits"
+    assert settings.secure.mode == "none"
+
+
+def test_group_and_value_overrides_apply() -> None:
+    settings = load_settings(
+        ["federation.num_nodes=10", "strategy=fedprox", "partition=dirichlet", "partition.alpha=0.3", "model=resnet18"]
+    )
+    assert settings.federation.num_nodes == 10
+    assert settings.federation.min_available_nodes == 10
+    assert settings.strategy.name == "fedprox"
+    assert settings.strategy.params["proximal_mu"] == pytest.approx(0.01)
+    assert settings.partition.alpha == pytest.approx(0.3)
+    assert settings.model.name == "resnet18"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("partition.alpha=0", "partition.alpha"),
+        ("partition.alpha=-0.5", "partition.alpha"),
+        ("federation.num_nodes=0", "federation.num_nodes"),
+        ("federation.num_nodes=many", "federation.num_nodes"),
+        ("train.lr=-1", "train.lr"),
+        ("train.optimizer=rmsprop", "train.optimizer"),
+        ("holdings.test_fraction=1.5", "holdings.test_fraction"),
+        ("partition.scheme=zipf", "partition.scheme"),
+        ("secure.mode=magic", "secure.mode"),
+    ],
+)
+def test_bad_values_name_the_setting(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings([override])
+    assert raised.value.key == key
+    assert str(raised.value).startswith(key)
+
+
+def test_unknown_key_is_rejected_with_its_name() -> None:
+    with pytest.raises(ConfigError, match="federation.rounds"):
+        load_settings(["+federation.rounds=3"])
+
+
+def test_unknown_config_group_option_names_the_group() -> None:
+    with pytest.raises(ConfigError, match="strategy/fedsgd"):
+        compose_config(["strategy=fedsgd"])
+
+
+def test_folder_holdings_without_a_path_name_holdings_path() -> None:
+    with pytest.raises(ConfigError, match="holdings.path"):
+        load_settings(["holdings=folder"])
+
+
+def test_simulation_refuses_to_wait_for_more_nodes_than_it_creates() -> None:
+    settings = load_settings(["federation.num_nodes=3", "federation.min_available_nodes=5"])
+    with pytest.raises(ConfigError, match="federation.min_available_nodes"):
+        check_simulation(settings)
+
+
+def test_settings_cross_into_flower_as_one_json_document_and_back() -> None:
+    settings = load_settings(["strategy=fedadam", "federation.num_rounds=7"])
+    run_config = to_run_config(settings)
+    assert list(run_config) == [CONFIG_KEY]
+    assert all(isinstance(value, str) for value in run_config.values())  # Flower's run config: scalars
+    assert settings_from_run_config(run_config) == settings
+
+
+def test_empty_run_config_composes_defaults_with_overrides() -> None:
+    # What `flwr run . --run-config 'fedtriage-overrides="strategy=krum"'` gives both apps.
+    settings = settings_from_run_config({CONFIG_KEY: "", OVERRIDES_KEY: "strategy=krum federation.num_rounds=2"})
+    assert settings.strategy.name == "krum"
+    assert settings.federation.num_rounds == 2
+
+
+def test_tampered_run_config_document_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=CONFIG_KEY):
+        settings_from_run_config({CONFIG_KEY: "{not json"})
+    config = json.loads(to_run_config(load_settings())[CONFIG_KEY])
+    config["federation"]["num_nodes"] = "four"
+    with pytest.raises(ConfigError, match="federation.num_nodes"):
+        settings_from_mapping(config)
+
+
+def test_relative_paths_are_made_absolute_before_crossing(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(["holdings=synthetic", "output_dir=runs/a"])
+    assert settings.holdings.path == str(tmp_path / "outputs" / "synthetic_holdings")
+    assert settings.output_dir == str(tmp_path / "runs" / "a")

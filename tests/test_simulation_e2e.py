@@ -1,0 +1,133 @@
+"""The main job end to end: `python -m experiments.simulate` in Flower's simulation engine.
+
+One simulated federation runs once (under strace, to see every connection it
+attempts); the tests below each check one promise about what it left behind.
+"""
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 3
+EXPERIMENT = "e2e"
+
+
+@dataclass
+class FinishedRun:
+    workdir: Path
+    output_dir: Path
+    completed: subprocess.CompletedProcess[str]
+    syscall_trace: Path
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.workdir / 'mlflow.db'}"
+
+
+def simulate_env() -> dict[str, str]:
+    """The user's environment, minus anything pointing MLflow or Flower elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FLWR_", "RAY_"))}
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def simulated_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.fail("strace is needed to watch the run's connections: apt-get install strace")
+    workdir = tmp_path_factory.mktemp("simulate")
+    trace = workdir / "syscalls.txt"
+    output_dir = workdir / "run"
+    command = [
+        strace, "-f", "--seccomp-bpf", "-qq", "-e", "signal=none",
+        "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(trace),
+        sys.executable, "-m", "experiments.simulate",
+        f"federation.num_rounds={ROUNDS}",
+        f"tracking.experiment_name={EXPERIMENT}",
+        f"hydra.run.dir={output_dir}",
+    ]
+    completed = subprocess.run(
+        command, cwd=workdir, env=simulate_env(), capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    return FinishedRun(workdir, output_dir, completed, trace)
+
+
+def test_the_run_prints_a_line_per_round_and_a_final_table(simulated_run: FinishedRun) -> None:
+    out = simulated_run.completed.stdout
+    for round_ in range(1, ROUNDS + 1):
+        assert f"round {round_}/{ROUNDS}  train loss" in out
+    assert "round  train loss  fed. eval acc  central eval acc  seconds" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+
+
+def test_mlflow_store_holds_the_run_its_params_and_one_metric_per_round(simulated_run: FinishedRun) -> None:
+    client = MlflowClient(simulated_run.tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["federation.num_nodes"] == "4"
+    assert run.data.params["strategy.name"] == "fedavg"
+    assert run.data.tags["fedtriage.update_protection"] == "none"
+    train_steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/train-loss")]
+    assert sorted(train_steps) == list(range(1, ROUNDS + 1))
+    central_steps = [m.step for m in client.get_metric_history(run.info.run_id, "central/eval-accuracy")]
+    assert sorted(central_steps) == list(range(0, ROUNDS + 1))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"plots", "config", "history.json", "holdings"} <= artifacts
+
+
+def test_accuracy_rose_from_the_initial_model(simulated_run: FinishedRun) -> None:
+    client = MlflowClient(simulated_run.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    accuracy = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "central/eval-accuracy")}
+    assert accuracy[ROUNDS] > accuracy[0] + 0.3
+
+
+def test_the_final_model_is_registered_and_loads_back(simulated_run: FinishedRun) -> None:
+    mlflow.set_tracking_uri(simulated_run.tracking_uri)
+    try:
+        model = mlflow.pytorch.load_model("models:/fedtriage-model/1")
+    finally:
+        mlflow.set_tracking_uri("")
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_checkpoints_and_summary_are_left_in_the_output_directory(simulated_run: FinishedRun) -> None:
+    checkpoints = sorted(p.name for p in (simulated_run.output_dir / "checkpoints").iterdir())
+    assert checkpoints == [f"round_{ROUNDS - 1:04d}.pt", f"round_{ROUNDS:04d}.pt"]  # keep_last: 2
+    summary = json.loads((simulated_run.output_dir / "summary.json").read_text())
+    assert summary["status"] == "FINISHED" and summary["rounds_completed"] == ROUNDS
+    assert (simulated_run.output_dir / "final_model.pt").is_file()
+
+
+def test_a_whole_simulated_run_attempts_no_connection_beyond_loopback(simulated_run: FinishedRun) -> None:
+    trace = simulated_run.syscall_trace.read_text()
+    assert "connect(" in trace, "strace saw no connection at all: the trace is not working"
+    addresses = re.findall(r'inet_addr\("([^"]+)"\)', trace)
+    addresses += re.findall(r'inet_pton\(AF_INET6, "([^"]+)"', trace)
+    assert addresses, "no IP connection seen: Ray and MLflow use loopback, so the trace is incomplete"
+    beyond_loopback = sorted({a for a in addresses if not _is_loopback_or_unspecified(a)})
+    assert beyond_loopback == [], f"connections attempted beyond loopback: {beyond_loopback}"
+
+
+def _is_loopback_or_unspecified(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
