@@ -8,7 +8,7 @@ import torch
 from flwr.app import ArrayRecord, Message
 
 from fl_client.client_app import app as client_app
-from fl_client.holdings import central_test_holdings
+from fl_client.holdings import central_test_holdings, write_synthetic_holdings
 from fl_protocol.run_config import load_settings, to_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator
@@ -147,3 +147,33 @@ def test_waiting_for_nodes_ends_after_the_timeout_with_a_clear_error() -> None:
     grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
     with pytest.raises(FederationError, match=r"only 3 of federation.min_available_nodes=5 nodes connected"):
         run_rounds(settings, grid, Recorder())
+
+
+def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path) -> None:
+    # Deployment shape: each node reads its own folder from its node config.
+    classes = ["disc", "square", "triangle", "cross"]
+    nodes: dict[int, dict[str, bool | int | float | str]] = {}
+    for index, unit in enumerate(["unit-a", "unit-b"]):
+        write_synthetic_holdings(tmp_path / unit, classes, 12, image_size=16, image_format="mixed", seed=index)
+        nodes[200 + index] = {"holdings-path": str(tmp_path / unit), "node-name": unit}
+    settings = load_settings(
+        [
+            "holdings=folder", f"holdings.path={tmp_path / 'unit-a'}", f"holdings.classes=[{','.join(classes)}]",
+            "holdings.image_size=16", "federation.num_nodes=2", "federation.num_rounds=2",
+            "evaluation.central=false",
+        ]
+    )
+    grid = InProcessGrid(client_app, nodes, to_run_config(settings))
+    rounds = FederationRounds(
+        grid=grid,
+        strategy=build_strategy(settings),
+        aggregation=build_update_aggregation(settings.secure),
+        plan=RoundPlan.from_settings(settings.federation),
+        listener=(recorder := Recorder()),
+    )
+    model = build_model(settings.model, num_classes=4, in_channels=3, image_size=16)
+    rounds.run(ArrayRecord(model.state_dict()))
+
+    assert set(rounds.history[-1].node_metrics) == {"unit-a", "unit-b"}
+    assert {label: report["loaded"] for label, report in recorder.reports.items()} == {"unit-a": 48, "unit-b": 48}
+    assert not any(str(tmp_path) in str(value) for report in recorder.reports.values() for value in report.values())
