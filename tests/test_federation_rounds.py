@@ -149,9 +149,9 @@ def test_waiting_for_nodes_ends_after_the_timeout_with_a_clear_error() -> None:
         run_rounds(settings, grid, Recorder())
 
 
-def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path) -> None:
+@pytest.mark.parametrize("classes", [["disc", "square", "triangle", "cross"], ["disc", "cross"]])
+def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path, classes: list[str]) -> None:
     # Deployment shape: each node reads its own folder from its node config.
-    classes = ["disc", "square", "triangle", "cross"]
     nodes: dict[int, dict[str, bool | int | float | str]] = {}
     for index, unit in enumerate(["unit-a", "unit-b"]):
         write_synthetic_holdings(tmp_path / unit, classes, 12, image_size=16, image_format="mixed", seed=index)
@@ -171,9 +171,15 @@ def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path) ->
         plan=RoundPlan.from_settings(settings.federation),
         listener=(recorder := Recorder()),
     )
-    model = build_model(settings.model, num_classes=4, in_channels=3, image_size=16)
+    model = build_model(settings.model, num_classes=len(classes), in_channels=3, image_size=16)
     rounds.run(ArrayRecord(model.state_dict()))
 
-    assert set(rounds.history[-1].node_metrics) == {"unit-a", "unit-b"}
-    assert {label: report["loaded"] for label, report in recorder.reports.items()} == {"unit-a": 48, "unit-b": 48}
+    last = rounds.history[-1]
+    assert set(last.node_metrics) == {"unit-a", "unit-b"}
+    loaded = 12 * len(classes)
+    assert {label: report["loaded"] for label, report in recorder.reports.items()} == {
+        "unit-a": loaded,
+        "unit-b": loaded,
+    }
+    assert ("eval-roc-auc" in last.federated_eval) == (len(classes) == 2)  # ROC-AUC for two classes
     assert not any(str(tmp_path) in str(value) for report in recorder.reports.values() for value in report.values())
