@@ -40,6 +40,8 @@ class _SplitPool:
     pool: Holdings
     test: Holdings
     partitions: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    # (partition key, partition id) -> that node's split, reused for every message.
+    nodes: dict[tuple[str, int], "NodeHoldings"] = field(default_factory=dict)
 
 
 _pools: "OrderedDict[str, _SplitPool]" = OrderedDict()
@@ -55,15 +57,19 @@ def simulated_node_holdings(settings: RunSettings, partition_id: int, num_partit
     with _pools_lock:
         split = _split_pool(settings)
         partition_key = json.dumps([num_partitions, section_key(settings.partition)])
+        cached = split.nodes.get((partition_key, partition_id))
+        if cached is not None:
+            return cached
         parts = split.partitions.get(partition_key)
         if parts is None:
             parts = partition_indices(split.pool.labels.numpy(), num_partitions, settings.partition, settings.seed)
             split.partitions[partition_key] = parts
-    node = split.pool.subset(parts[partition_id])
-    train, val = train_val_split(
-        node, settings.holdings.val_fraction, seed=settings.seed + _NODE_SEED_STRIDE * (partition_id + 1)
-    )
-    return NodeHoldings(train=train, val=val, report=node.report)
+        node = split.pool.subset(parts[partition_id])
+        train, val = train_val_split(
+            node, settings.holdings.val_fraction, seed=settings.seed + _NODE_SEED_STRIDE * (partition_id + 1)
+        )
+        split.nodes[(partition_key, partition_id)] = NodeHoldings(train=train, val=val, report=node.report)
+        return split.nodes[(partition_key, partition_id)]
 
 
 def central_test_holdings(settings: RunSettings) -> Holdings:
