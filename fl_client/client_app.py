@@ -7,23 +7,28 @@ to MLflow or to any address but the SuperLink Flower connects to.
 
 import dataclasses
 import functools
+import logging
 import zlib
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fl_client import secagg_node
 from fl_client.holdings import NodeHoldings
 from fl_client.node_holdings import holdings_for_node, node_label
-from fl_client.training import resolve_device, train_locally
-from fl_client.update_protection import release_update
+from fl_client.secure_contribution import encode_contribution
+from fl_client.training import TrainResult, resolve_device, train_locally
+from fl_client.update_protection import UpdateProtectionError, release_update
 from fl_protocol import records
 from fl_protocol.run_config import CONFIG_KEY, OVERRIDES_KEY, settings_from_run_config
+from fl_protocol.secagg import session
 from fl_protocol.settings import RunSettings
 from fl_protocol.telemetry import disable_phone_home
-from models import build_model, evaluate_model
+from models import EvaluationResult, build_model, evaluate_model
 
 disable_phone_home()
+logger = logging.getLogger("fedtriage.client")
 
 app = ClientApp()
 
@@ -33,17 +38,16 @@ _REPORTED_STATE_KEY = "fedtriage-holdings-reported"
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Train the received global model on this node's training split."""
+    """Train the received global model on this node's training split.
+
+    In a protected mode this is stage 1 of secure aggregation: the update leaves the
+    node only inside the masked vector.
+    """
+    settings = _settings(context)
+    if settings.secure.mode != "none":
+        return _secure_contribution(msg, context, settings, train=True)
     settings, holdings, model = _receive(msg, context)
-    config = msg.content[records.CONFIG_KEY]
-    server_round = int(config[records.SERVER_ROUND])
-    result = train_locally(
-        model,
-        holdings.train.as_dataset(),
-        settings.train,
-        seed=_node_seed(settings, context, server_round),
-        proximal_mu=float(config.get(records.PROXIMAL_MU, 0.0)),
-    )
+    result = _train(msg, context, settings, holdings, model)
     content = RecordDict(
         {
             records.ARRAYS_KEY: release_update(ArrayRecord(model.state_dict()), settings.secure),
@@ -63,17 +67,39 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
+@app.query("secagg_evaluate")
+def secure_evaluate(msg: Message, context: Context) -> Message:
+    """Stage 1 of an evaluation-only secure session (after the last round)."""
+    return _secure_contribution(msg, context, _settings(context), train=False)
+
+
+@app.query("secagg_setup")
+def secure_setup(msg: Message, context: Context) -> Message:
+    """Stage 0: this run's encryption key, confirmed to the server."""
+    return secagg_node.setup(msg, context, _node_info(context))
+
+
+@app.query("secagg_masked")
+def secure_masked(msg: Message, context: Context) -> Message:
+    """Stage 2: the masked contribution."""
+    return secagg_node.masked(msg, context, _node_info(context))
+
+
+@app.query("secagg_unmask")
+def secure_unmask(msg: Message, context: Context) -> Message:
+    """Stage 3: the shares the server may have."""
+    return secagg_node.unmask(msg, context, _node_info(context))
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Evaluate the received global model on this node's validation split."""
+    """Evaluate the received global model on this node's validation split (plaintext mode)."""
     settings, holdings, model = _receive(msg, context)
-    result = evaluate_model(
-        model,
-        holdings.val.as_dataset(),
-        batch_size=max(settings.train.batch_size, 256),
-        device=resolve_device(settings.train.device),
-        num_classes=len(holdings.val.classes),
-    )
+    if settings.secure.mode != "none":
+        raise UpdateProtectionError(
+            f"secure.mode={settings.secure.mode}: per-node evaluation would reveal this node's example count"
+        )
+    result = _evaluate(settings, holdings, model)
     metrics = {
         records.EVAL_LOSS: result.loss,
         records.EVAL_ACCURACY: result.accuracy,
@@ -87,6 +113,55 @@ def evaluate(msg: Message, context: Context) -> Message:
         {records.METRICS_KEY: MetricRecord(metrics), records.NODE_INFO_KEY: _node_info(context)}
     )
     return Message(content, reply_to=msg)
+
+
+def _secure_contribution(msg: Message, context: Context, settings: RunSettings, train: bool) -> Message:
+    """Evaluate the received model (and train it), then hand the encoded result to SecAgg."""
+    settings, holdings, model = _receive(msg, context)
+    if session.ROUND_RECORD not in msg.content:
+        raise UpdateProtectionError(f"secure.mode={settings.secure.mode}: refusing a round without secure aggregation")
+    if _REPORTED_STATE_KEY not in context.state:
+        # Counts stay on the node in protected modes: its operator sees them here.
+        logger.info("holdings of %s: %s", node_label(context.node_config, context.node_id), holdings.report.summary())
+        context.state[_REPORTED_STATE_KEY] = ConfigRecord({"sent": False})
+    received = {name: array.numpy() for name, array in msg.content[records.ARRAYS_KEY].items()}
+    evaluation = _evaluate(settings, holdings, model)
+    trained, result = None, None
+    if train:
+        result = _train(msg, context, settings, holdings, model)
+        trained = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+    encoded = encode_contribution(settings, received, trained, result, evaluation)
+    if encoded.out_of_range:
+        logger.warning(
+            "%d values of this node's update lie outside secure.secagg.clip_range=%g; they were clipped and are "
+            "counted in the round's report",
+            encoded.out_of_range, settings.secure.secagg.clip_range,
+        )
+    return secagg_node.contribute(msg, context, encoded.vector, settings.secure.secagg, _node_info(context))
+
+
+def _train(
+    msg: Message, context: Context, settings: RunSettings, holdings: NodeHoldings, model: torch.nn.Module
+) -> TrainResult:
+    config = msg.content[records.CONFIG_KEY]
+    server_round = int(config[records.SERVER_ROUND])
+    return train_locally(
+        model,
+        holdings.train.as_dataset(),
+        settings.train,
+        seed=_node_seed(settings, context, server_round),
+        proximal_mu=float(config.get(records.PROXIMAL_MU, 0.0)),
+    )
+
+
+def _evaluate(settings: RunSettings, holdings: NodeHoldings, model: torch.nn.Module) -> EvaluationResult:
+    return evaluate_model(
+        model,
+        holdings.val.as_dataset(),
+        batch_size=max(settings.train.batch_size, 256),
+        device=resolve_device(settings.train.device),
+        num_classes=len(holdings.val.classes),
+    )
 
 
 def _receive(msg: Message, context: Context) -> tuple[RunSettings, NodeHoldings, torch.nn.Module]:

@@ -6,6 +6,7 @@ the schema (unknown keys and wrong types are errors that name the key) and then 
 ranges, so a bad setting fails before any node trains.
 """
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,15 +21,16 @@ PARTITION_SCHEMES = ("iid", "dirichlet", "shards")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("cpu", "cuda", "auto")
 IMAGE_FORMATS = ("png", "jpeg", "mixed")
-UPDATE_PROTECTION_MODES = ("none",)
+UPDATE_PROTECTION_MODES = ("none", "secagg", "ckks")
+PRIVACY_MODES = ("none", "central", "local_dpsgd")
 
 
 @dataclass
 class SyntheticSettings:
     """How the synthetic holdings generator fills the holdings folder."""
 
-    images_per_class: int = 0
-    image_format: str = "png"
+    images_per_class: int = MISSING
+    image_format: str = MISSING
 
 
 @dataclass
@@ -40,8 +42,8 @@ class HoldingsSettings:
     classes: list[str] | None = None
     image_size: int = MISSING
     channels: int = MISSING
-    test_fraction: float = 0.2
-    val_fraction: float = 0.2
+    test_fraction: float = MISSING
+    val_fraction: float = MISSING
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
 
 
@@ -50,9 +52,9 @@ class PartitionSettings:
     """How simulation splits the federated pool across nodes."""
 
     scheme: str = MISSING
-    alpha: float = 0.5
-    labels_per_node: int = 2
-    min_samples_per_node: int = 4
+    alpha: float = MISSING
+    labels_per_node: int = MISSING
+    min_samples_per_node: int = MISSING
 
 
 @dataclass
@@ -72,10 +74,10 @@ class TrainSettings:
     batch_size: int = MISSING
     optimizer: str = MISSING
     lr: float = MISSING
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    device: str = "cpu"
-    threads: int = 1
+    momentum: float = MISSING
+    weight_decay: float = MISSING
+    device: str = MISSING
+    threads: int = MISSING
 
 
 @dataclass
@@ -92,14 +94,44 @@ class FederationSettings:
 
     num_nodes: int = MISSING
     num_rounds: int = MISSING
-    fraction_train: float = 1.0
-    fraction_evaluate: float = 1.0
-    min_train_nodes: int = 2
-    min_evaluate_nodes: int = 2
+    fraction_train: float = MISSING
+    fraction_evaluate: float = MISSING
+    min_train_nodes: int = MISSING
+    min_evaluate_nodes: int = MISSING
     min_available_nodes: int = MISSING
-    node_wait_timeout_s: float = 120.0
-    round_timeout_s: float = 600.0
-    max_consecutive_failed_rounds: int = 2
+    node_wait_timeout_s: float = MISSING
+    round_timeout_s: float = MISSING
+    max_consecutive_failed_rounds: int = MISSING
+
+
+@dataclass
+class SecAggSettings:
+    """SecAgg+ parameters (`secure.mode: secagg`)."""
+
+    # Graph degree k (even); null: every node neighbours every other (classic SecAgg).
+    neighbours: int | None = None
+    # Shares needed to rebuild a node's secrets, as a fraction (> 0.5) of its k + 1 holders.
+    threshold: float = MISSING
+    quantization_bits: int = MISSING
+    # Each value of a node's weighted update must lie in [-clip_range, clip_range].
+    clip_range: float = MISSING
+    # A node's weight is min(examples, max_weight) / max_weight.
+    max_weight: int = MISSING
+    # Bound of the training and evaluation losses carried in the secure vector.
+    metric_bound: float = MISSING
+
+
+@dataclass
+class CkksSettings:
+    """CKKS homomorphic encryption parameters (`secure.mode: ckks`, TenSEAL)."""
+
+    poly_modulus_degree: int = MISSING
+    coeff_mod_bit_sizes: list[int] = MISSING
+    global_scale_bits: int = MISSING
+    # Layer-name prefixes encrypted under CKKS; the rest goes through SecAgg. null: all.
+    encrypted_layers: list[str] | None = None
+    # Folder with the federation's CKKS contexts; null: generated at the start of a simulation.
+    context_dir: str | None = None
 
 
 @dataclass
@@ -107,18 +139,35 @@ class UpdateProtectionSettings:
     """How model updates are protected on their way to the server."""
 
     mode: str = MISSING
+    secagg: SecAggSettings = field(default_factory=SecAggSettings)
+    ckks: CkksSettings = field(default_factory=CkksSettings)
+
+
+@dataclass
+class PrivacySettings:
+    """Differential privacy: central (clip on nodes, noise on the secure sum) or local DP-SGD."""
+
+    mode: str = MISSING
+    # Central DP: L2 norm each node's update is clipped to, and noise std / clip_norm.
+    clip_norm: float = MISSING
+    noise_multiplier: float = MISSING
+    delta: float = MISSING
+    # The run stops before a round would push epsilon past this budget.
+    epsilon_budget: float = MISSING
+    # Local DP-SGD (Opacus): per-sample gradient norm bound.
+    max_grad_norm: float = MISSING
 
 
 @dataclass
 class TrackingSettings:
     """MLflow tracking, done by the server only."""
 
-    enabled: bool = True
+    enabled: bool = MISSING
     tracking_uri: str | None = None
-    experiment_name: str = "fedtriage"
+    experiment_name: str = MISSING
     run_name: str | None = None
     registered_model_name: str | None = None
-    log_model: bool = True
+    log_model: bool = MISSING
     sweep_id: str | None = None
 
 
@@ -126,14 +175,14 @@ class TrackingSettings:
 class EvaluationSettings:
     """Evaluation of the global model by the server."""
 
-    central: bool = True
+    central: bool = MISSING
 
 
 @dataclass
 class CheckpointSettings:
     """Checkpoints written by the server after every round."""
 
-    keep_last: int = 2
+    keep_last: int = MISSING
     resume_from: str | None = None
 
 
@@ -141,9 +190,9 @@ class CheckpointSettings:
 class SimulationSettings:
     """Resources of Flower's simulation engine (ignored in deployment)."""
 
-    client_cpus: float = 1.0
+    client_cpus: float = MISSING
     total_cpus: int | None = None
-    flower_log_level: str = "WARNING"
+    flower_log_level: str = MISSING
 
 
 @dataclass
@@ -159,6 +208,7 @@ class RunSettings:
     strategy: StrategySettings = field(default_factory=StrategySettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     secure: UpdateProtectionSettings = field(default_factory=UpdateProtectionSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
@@ -247,10 +297,71 @@ def check_ranges(settings: RunSettings) -> None:
         fed.max_consecutive_failed_rounds >= 1, "federation.max_consecutive_failed_rounds", "must be >= 1"
     )
 
-    _one_of(settings.secure.mode, UPDATE_PROTECTION_MODES, "secure.mode")
+    _check_update_protection(settings)
+    _check_privacy(settings)
     _require(bool(settings.tracking.experiment_name), "tracking.experiment_name", "must not be empty")
     _require(settings.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     _require(settings.simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
+
+
+def _check_update_protection(settings: RunSettings) -> None:
+    secure = settings.secure
+    _one_of(secure.mode, UPDATE_PROTECTION_MODES, "secure.mode")
+    if secure.mode == "none":
+        return
+    sec = secure.secagg
+    nodes = settings.federation.num_nodes
+    if sec.neighbours is not None:
+        _require(
+            sec.neighbours >= 2 and sec.neighbours % 2 == 0,
+            "secure.secagg.neighbours",
+            f"must be an even number >= 2 (or null for all), got {sec.neighbours}",
+        )
+    _require(0.5 < sec.threshold <= 1.0, "secure.secagg.threshold", f"must be in (0.5, 1], got {sec.threshold}")
+    headroom = 32 - math.ceil(math.log2(nodes + 1))
+    _require(
+        8 <= sec.quantization_bits <= min(24, headroom),
+        "secure.secagg.quantization_bits",
+        f"must be in [8, {min(24, headroom)}] so that the sum over {nodes} nodes fits 32 bits, "
+        f"got {sec.quantization_bits}",
+    )
+    _require(sec.clip_range > 0, "secure.secagg.clip_range", f"must be > 0, got {sec.clip_range}")
+    _require(
+        1 <= sec.max_weight and sec.max_weight * (nodes + 1) < 2**32,
+        "secure.secagg.max_weight",
+        f"must be >= 1 and small enough that {nodes} nodes' counts fit 32 bits, got {sec.max_weight}",
+    )
+    _require(sec.metric_bound > 0, "secure.secagg.metric_bound", f"must be > 0, got {sec.metric_bound}")
+    if secure.mode == "ckks":
+        ckks = secure.ckks
+        _require(
+            ckks.poly_modulus_degree in (4096, 8192, 16384, 32768),
+            "secure.ckks.poly_modulus_degree",
+            f"must be 4096, 8192, 16384 or 32768, got {ckks.poly_modulus_degree}",
+        )
+        _require(len(ckks.coeff_mod_bit_sizes) >= 2, "secure.ckks.coeff_mod_bit_sizes", "needs at least 2 moduli")
+        _require(
+            20 <= ckks.global_scale_bits <= 60, "secure.ckks.global_scale_bits", f"must be in [20, 60], got "
+            f"{ckks.global_scale_bits}"
+        )
+
+
+def _check_privacy(settings: RunSettings) -> None:
+    privacy = settings.privacy
+    _one_of(privacy.mode, PRIVACY_MODES, "privacy.mode")
+    if privacy.mode == "none":
+        return
+    if privacy.mode == "central":
+        _require(
+            settings.secure.mode in ("secagg", "ckks"),
+            "privacy.mode",
+            "central DP adds noise to the securely aggregated sum: it needs secure.mode secagg or ckks",
+        )
+        _require(privacy.clip_norm > 0, "privacy.clip_norm", f"must be > 0, got {privacy.clip_norm}")
+    _require(privacy.noise_multiplier > 0, "privacy.noise_multiplier", f"must be > 0, got {privacy.noise_multiplier}")
+    _require(0 < privacy.delta < 1, "privacy.delta", f"must be in (0, 1), got {privacy.delta}")
+    _require(privacy.epsilon_budget > 0, "privacy.epsilon_budget", f"must be > 0, got {privacy.epsilon_budget}")
+    _require(privacy.max_grad_norm > 0, "privacy.max_grad_norm", f"must be > 0, got {privacy.max_grad_norm}")
 
 
 def check_simulation(settings: RunSettings) -> None:

@@ -1,24 +1,25 @@
-"""The server's round loop: sample nodes, send instructions, aggregate, evaluate.
+"""The server's round loop: wait for nodes, train through the protection seam, evaluate.
 
-It mirrors `flwr.serverapp.strategy.Strategy.start`, using the same strategy
-methods, but adds what a coordinator needs and `start` lacks: a bounded wait for
-nodes, a hook after every round (tracking, checkpoints, progress), failed rounds
-that are reported instead of silently skipped, resuming from a checkpoint, and
-aggregation through the update-protection seam.
+It plays the part of `flwr.serverapp.strategy.Strategy.start`, using the same
+strategy methods, but adds what a coordinator needs and `start` lacks: a bounded
+wait for nodes, a hook after every round (tracking, checkpoints, progress), failed
+rounds that are reported instead of silently skipped, resuming from a checkpoint,
+and training through `UpdateAggregation`, so that protected modes can run their own
+multi-stage exchanges while the strategy only ever sees the aggregate.
 """
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fl_protocol import records
 from fl_protocol.settings import FederationSettings
+from fl_server.node_exchange import NodeExchange
 from fl_server.round_record import RoundRecord
 from fl_server.update_aggregation import UpdateAggregation
 
@@ -42,6 +43,13 @@ class RoundListener(Protocol):
 
     def round_failed(self, record: RoundRecord, reason: str) -> None:
         """A round produced no new global model; the model is unchanged."""
+
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        """`record.federated_eval` arrived after the round was reported.
+
+        Protected modes evaluate a round's model on the nodes while they train the
+        next round (and once more after the last), saving an exchange per round.
+        """
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class FederationRounds:
         self._plan = plan
         self._listener = listener
         self._central_evaluation = central_evaluation
-        self._labels: dict[int, str] = {}
+        self._exchange = NodeExchange(grid, plan.round_timeout_s)
         # Every round record so far, kept here so a run that fails still has it.
         self.history: list[RoundRecord] = []
 
@@ -106,15 +114,17 @@ class FederationRounds:
         """Run rounds `plan.first_round..plan.num_rounds` starting from `arrays`."""
         self.history = list(history or [])
         outcome = FederationOutcome(arrays=arrays, history=self.history)
-        if self._plan.first_round == 1 and self._central_evaluation is not None:
-            initial = RoundRecord(round=0, central_eval=self._central_evaluation(arrays))
-            outcome.history.append(initial)
+        if self._plan.first_round == 1:
+            initial = RoundRecord(round=0)
+            if self._central_evaluation is not None:
+                initial.central_eval = self._central_evaluation(arrays)
+            self.history.append(initial)
             self._listener.round_finished(initial, arrays)
 
         consecutive_failures = 0
         for server_round in range(self._plan.first_round, self._plan.num_rounds + 1):
             record, new_arrays, failure = self._run_round(server_round, outcome.arrays)
-            outcome.history.append(record)
+            self.history.append(record)
             if failure is not None:
                 consecutive_failures += 1
                 logger.error("round %d failed, global model unchanged: %s", server_round, failure)
@@ -130,6 +140,13 @@ class FederationRounds:
             assert new_arrays is not None
             outcome.arrays = new_arrays
             self._listener.round_finished(record, new_arrays)
+
+        if self._aggregation.evaluates_received_model and self._evaluation_wanted():
+            # The last model has not been evaluated on the nodes yet: one evaluation-only session.
+            self._exchange.new_round()
+            self._wait_for_nodes()
+            metrics = self._aggregation.evaluate(self._exchange, self._strategy, self._plan.num_rounds, outcome.arrays)
+            self._attach_federated_evaluation(self._last_completed_round(), metrics.metrics)
         return outcome
 
     def _run_round(
@@ -137,94 +154,74 @@ class FederationRounds:
     ) -> tuple[RoundRecord, ArrayRecord | None, str | None]:
         started = time.perf_counter()
         record = RoundRecord(round=server_round)
+        self._exchange.new_round()
         self._wait_for_nodes()
 
-        replies, sampled = self._exchange(
-            self._strategy.configure_train(server_round, arrays, ConfigRecord(), self._grid),
-            record,
-        )
-        record.nodes_sampled = sampled
-        record.nodes_replied = len(replies)
-        reports = {
-            self._label(reply): dict(reply.content[records.HOLDINGS_REPORT_KEY])
-            for reply in replies
-            if records.HOLDINGS_REPORT_KEY in reply.content
-        }
-        if reports:
-            self._listener.holdings_reported(reports)  # type: ignore[arg-type]
-        if len(replies) < self._plan.min_train_nodes:
-            record.seconds = time.perf_counter() - started
-            return record, None, (
-                f"only {len(replies)} of {sampled} sampled nodes returned an update "
-                f"(federation.min_train_nodes={self._plan.min_train_nodes})"
-                + _describe_failures(record.node_failures)
+        trained = self._aggregation.train_round(self._exchange, self._strategy, server_round, arrays)
+        record.nodes_sampled = trained.nodes_sampled
+        record.nodes_replied = trained.nodes_contributed
+        record.node_train_seconds = trained.node_train_seconds
+        record.protocol_metrics.update(trained.protocol_metrics)
+        for label, metrics in trained.node_metrics.items():
+            record.node_metrics.setdefault(label, {}).update(metrics)
+        if trained.holdings_reports:
+            self._listener.holdings_reported(trained.holdings_reports)
+        if trained.received_model_eval:
+            self._attach_federated_evaluation(server_round - 1, trained.received_model_eval)
+        failure = trained.failure
+        if failure is None and trained.nodes_contributed < self._plan.min_train_nodes:
+            failure = (
+                f"only {trained.nodes_contributed} of {trained.nodes_sampled} sampled nodes contributed an "
+                f"update (federation.min_train_nodes={self._plan.min_train_nodes})"
             )
-        for reply in replies:
-            metrics = _metrics_of(reply.content)
-            record.node_train_seconds += metrics.get(records.TRAIN_SECONDS, 0.0)
-            record.node_metrics.setdefault(self._label(reply), {}).update(metrics)
-        try:
-            new_arrays, train_metrics = self._aggregation.aggregate_train(
-                self._strategy, server_round, replies
-            )
-        except Exception as err:  # strategies raise their own types on inconsistent replies
-            record.seconds = time.perf_counter() - started
-            return record, None, f"aggregation failed: {type(err).__name__}: {err}"
-        if new_arrays is None:
-            record.seconds = time.perf_counter() - started
-            return record, None, f"{type(self._strategy).__name__} produced no aggregate"
-        record.train_metrics = _scalars(train_metrics)
+        if failure is not None or trained.arrays is None:
+            self._close_record(record, started)
+            return record, None, _with_node_errors(failure or "no aggregate", record.node_failures)
+        record.train_metrics = trained.metrics
 
-        record.federated_eval = self._evaluate_federated(server_round, new_arrays, record)
-        if self._central_evaluation is not None:
-            record.central_eval = self._central_evaluation(new_arrays)
-        record.seconds = time.perf_counter() - started
-        return record, new_arrays, None
-
-    def _evaluate_federated(
-        self, server_round: int, arrays: ArrayRecord, record: RoundRecord
-    ) -> dict[str, float]:
-        messages = self._strategy.configure_evaluate(server_round, arrays, ConfigRecord(), self._grid)
-        replies, _ = self._exchange(messages, record)
-        if not replies:
-            return {}
-        if len(replies) < self._plan.min_evaluate_nodes:
-            logger.warning(
-                "round %d: only %d nodes returned an evaluation (federation.min_evaluate_nodes=%d)",
-                server_round, len(replies), self._plan.min_evaluate_nodes,
-            )
-        for reply in replies:
-            record.node_metrics.setdefault(self._label(reply), {}).update(_metrics_of(reply.content))
-        return _scalars(self._strategy.aggregate_evaluate(server_round, replies))
-
-    def _exchange(self, messages: Iterable[Message], record: RoundRecord) -> tuple[list[Message], int]:
-        """Send, wait, and keep the good replies in a fixed order (by node label).
-
-        Errors and missing replies are entered in `record.node_failures`.
-        """
-        messages = list(messages)
-        if not messages:
-            return [], 0
-        replies = list(self._grid.send_and_receive(messages, timeout=self._plan.round_timeout_s))
-        good: list[Message] = []
-        answered: set[int] = set()
-        for reply in replies:
-            node_id = reply.metadata.src_node_id
-            answered.add(node_id)
-            record.bytes_received += _payload_bytes(reply)
-            if reply.has_error():
-                record.node_failures[self._label_of(node_id)] = reply.error.reason
-                continue
-            if records.NODE_INFO_KEY in reply.content:
-                self._labels[node_id] = str(reply.content[records.NODE_INFO_KEY][records.NODE_LABEL])
-            good.append(reply)
-        for message in messages:
-            if message.metadata.dst_node_id not in answered:
-                record.node_failures[self._label_of(message.metadata.dst_node_id)] = (
-                    f"no reply within federation.round_timeout_s={self._plan.round_timeout_s:g}"
+        if not self._aggregation.evaluates_received_model and self._evaluation_wanted():
+            evaluated = self._aggregation.evaluate(self._exchange, self._strategy, server_round, trained.arrays)
+            record.federated_eval = evaluated.metrics
+            for label, metrics in evaluated.node_metrics.items():
+                record.node_metrics.setdefault(label, {}).update(metrics)
+            if 0 < evaluated.nodes < self._plan.min_evaluate_nodes:
+                logger.warning(
+                    "round %d: only %d nodes returned an evaluation (federation.min_evaluate_nodes=%d)",
+                    server_round, evaluated.nodes, self._plan.min_evaluate_nodes,
                 )
-        good.sort(key=self._label)
-        return good, len(messages)
+        if self._central_evaluation is not None:
+            record.central_eval = self._central_evaluation(trained.arrays)
+        self._close_record(record, started)
+        return record, trained.arrays, None
+
+    def _close_record(self, record: RoundRecord, started: float) -> None:
+        """Fill in what every stage of the round's exchanges cost."""
+        record.seconds = time.perf_counter() - started
+        record.node_failures = self._exchange.failures()
+        record.bytes_received = sum(stage.bytes_received for stage in self._exchange.stages)
+        uploads: dict[int, int] = {}
+        for stage in self._exchange.stages:
+            record.protocol_metrics[f"{stage.name}-seconds"] = stage.seconds
+            for node_id, size in stage.bytes_by_node.items():
+                uploads[node_id] = uploads.get(node_id, 0) + size
+        if uploads:
+            record.protocol_metrics["bytes-per-node-max"] = float(max(uploads.values()))
+            record.protocol_metrics["bytes-per-node-mean"] = sum(uploads.values()) / len(uploads)
+
+    def _attach_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
+        if not metrics:
+            return
+        target = next((r for r in reversed(self.history) if r.round == server_round), None)
+        if target is None:
+            target = RoundRecord(round=server_round)
+        target.federated_eval = dict(metrics)
+        self._listener.federated_evaluation(target)
+
+    def _evaluation_wanted(self) -> bool:
+        return getattr(self._strategy, "fraction_evaluate", 1.0) > 0
+
+    def _last_completed_round(self) -> int:
+        return max((r.round for r in self.history if r.train_metrics), default=0)
 
     def _wait_for_nodes(self) -> None:
         deadline = time.monotonic() + self._plan.node_wait_timeout_s
@@ -239,37 +236,8 @@ class FederationRounds:
                 )
             time.sleep(0.2)
 
-    def _label(self, reply: Message) -> str:
-        return self._label_of(reply.metadata.src_node_id)
 
-    def _label_of(self, node_id: int) -> str:
-        return self._labels.get(node_id, f"node-id-{node_id}")
-
-
-def _metrics_of(content: RecordDict) -> dict[str, float]:
-    metrics = content.get(records.METRICS_KEY)
-    if metrics is None:
-        return {}
-    return {key: float(value) for key, value in metrics.items() if not isinstance(value, list)}
-
-
-def _scalars(metrics: object) -> dict[str, float]:
-    if metrics is None:
-        return {}
-    return {key: float(value) for key, value in dict(metrics).items() if not isinstance(value, list)}  # type: ignore[call-overload]
-
-
-def _payload_bytes(reply: Message) -> int:
-    """Bytes of the arrays and scalar metrics a reply carried (its dominant payload)."""
-    if not reply.has_content():
-        return 0
-    content = reply.content
-    array_bytes = sum(len(array.data) for record in content.array_records.values() for array in record.values())
-    scalar_bytes = 8 * sum(len(record) for record in content.metric_records.values())
-    return array_bytes + scalar_bytes
-
-
-def _describe_failures(failures: dict[str, str]) -> str:
+def _with_node_errors(failure: str, failures: dict[str, str]) -> str:
     if not failures:
-        return ""
-    return "; node errors: " + "; ".join(f"{label}: {reason}" for label, reason in sorted(failures.items()))
+        return failure
+    return failure + "; node errors: " + "; ".join(f"{label}: {reason}" for label, reason in sorted(failures.items()))

@@ -40,6 +40,10 @@ class ProgressReport:
     def round_failed(self, record: RoundRecord, reason: str) -> None:
         self._print(f"round {record.round}/{self._num_rounds}  FAILED, model unchanged: {reason}")
 
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        accuracy = _fmt(record.federated_eval.get(records.EVAL_ACCURACY))
+        self._print(f"  federated accuracy of the round-{record.round} model: {accuracy}")
+
     def _print(self, line: str) -> None:
         print(line, file=self._stream, flush=True)
 

@@ -26,3 +26,6 @@ class RoundRecord:
     node_failures: dict[str, str] = field(default_factory=dict)
     # Summed local training seconds reported by the nodes (engine overhead = seconds / this).
     node_train_seconds: float = 0.0
+    # How the update protection went: seconds per stage, survivors, dropouts per stage,
+    # bytes uploaded per node, values outside the clipping range, epsilon spent.
+    protocol_metrics: dict[str, float] = field(default_factory=dict)

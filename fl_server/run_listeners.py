@@ -30,6 +30,10 @@ class FanOut:
         for listener in self._listeners:
             listener.round_failed(record, reason)
 
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        for listener in self._listeners:
+            listener.federated_evaluation(record)
+
 
 class TrackingListener:
     """Hands round results to the tracker (which tolerates tracking outages)."""
@@ -45,6 +49,9 @@ class TrackingListener:
 
     def round_failed(self, record: RoundRecord, reason: str) -> None:
         self._tracker.log_failed_round(record, reason)
+
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        self._tracker.log_federated_evaluation(record.round, record.federated_eval)
 
 
 class CheckpointListener:
@@ -74,3 +81,6 @@ class CheckpointListener:
 
     def round_failed(self, record: RoundRecord, reason: str) -> None:
         self._history.append(record)
+
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        """The record is shared with the history: the next checkpoint carries it."""

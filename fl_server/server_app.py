@@ -23,12 +23,12 @@ from fl_server.central_evaluation import CentralEvaluator
 from fl_server.checkpoint import load_checkpoint, restore_strategy_state
 from fl_server.federation_rounds import FederationRounds, RoundPlan
 from fl_server.progress_report import ProgressReport, format_final_table
+from fl_server.protection_modes import build_update_aggregation
 from fl_server.round_record import RoundRecord
 from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
 from fl_server.run_summary import RunSummary, write_summary
 from fl_server.strategy_factory import build_strategy
 from fl_server.tracking import build_tracker
-from fl_server.update_aggregation import build_update_aggregation
 from models import build_model
 
 disable_phone_home()
@@ -58,7 +58,7 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
         image_size=settings.holdings.image_size,
     )
     strategy = build_strategy(settings)
-    aggregation = build_update_aggregation(settings.secure)
+    aggregation = build_update_aggregation(settings)
     arrays, history, first_round = _starting_point(settings, model, strategy)
     evaluator = CentralEvaluator(settings) if settings.evaluation.central else None
 

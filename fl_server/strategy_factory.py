@@ -18,6 +18,10 @@ from fl_protocol.errors import ConfigError
 from fl_protocol.settings import RunSettings
 from fl_server.metric_aggregation import weighted_mean_metrics
 
+# Strategies whose update rule needs only the weighted mean of the updates: the only ones
+# a protected mode can serve, since it never reveals a single node's update.
+MEAN_BASED = ("fedavg", "fedprox", "fedadam", "fedyogi")
+
 STRATEGIES: dict[str, type[FedAvg]] = {
     "fedavg": FedAvg,
     "fedprox": FedProx,
@@ -44,6 +48,12 @@ def build_strategy(settings: RunSettings) -> Strategy:
     if name not in STRATEGIES:
         raise ConfigError(
             "strategy.name", f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    if settings.secure.mode != "none" and name not in MEAN_BASED:
+        raise ConfigError(
+            "strategy.name",
+            f"{name!r} needs every node's update, which secure.mode={settings.secure.mode} never reveals; "
+            f"choose one of {', '.join(MEAN_BASED)} (or secure=plaintext for research)",
         )
     cls = STRATEGIES[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"} - _MANAGED

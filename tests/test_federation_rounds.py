@@ -13,9 +13,9 @@ from fl_protocol.run_config import load_settings, to_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator
 from fl_server.federation_rounds import FederationError, FederationRounds, RoundPlan
+from fl_server.protection_modes import build_update_aggregation
 from fl_server.round_record import RoundRecord
 from fl_server.strategy_factory import build_strategy
-from fl_server.update_aggregation import build_update_aggregation
 from models import build_model
 from tests.support.inprocess_grid import InProcessGrid
 
@@ -27,6 +27,7 @@ class Recorder:
         self.finished: list[RoundRecord] = []
         self.failed: list[tuple[RoundRecord, str]] = []
         self.reports: dict[str, dict[str, int | str]] = {}
+        self.late_evaluations: list[int] = []
 
     def holdings_reported(self, reports: dict[str, dict[str, int | str]]) -> None:
         assert not set(reports) & set(self.reports), "a node reports its holdings once"
@@ -38,10 +39,20 @@ class Recorder:
     def round_failed(self, record: RoundRecord, reason: str) -> None:
         self.failed.append((record, reason))
 
+    def federated_evaluation(self, record: RoundRecord) -> None:
+        self.late_evaluations.append(record.round)
+
 
 def small_federation(*overrides: str) -> RunSettings:
     return load_settings(
-        ["federation.num_nodes=3", "federation.num_rounds=3", "federation.node_wait_timeout_s=1", *overrides]
+        [
+            "secure=plaintext",
+            "federation.num_nodes=3",
+            "federation.num_rounds=3",
+            "federation.node_wait_timeout_s=1",
+            "federation.round_timeout_s=1",
+            *overrides,
+        ]
     )
 
 
@@ -54,7 +65,7 @@ def run_rounds(settings: RunSettings, grid: InProcessGrid, listener: Recorder) -
     rounds = FederationRounds(
         grid=grid,
         strategy=build_strategy(settings),
-        aggregation=build_update_aggregation(settings.secure),
+        aggregation=build_update_aggregation(settings),
         plan=RoundPlan.from_settings(settings.federation),
         listener=listener,
         central_evaluation=CentralEvaluator(settings),
@@ -159,7 +170,7 @@ def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path, cl
     settings = load_settings(
         [
             "holdings=folder", f"holdings.path={tmp_path / 'unit-a'}", f"holdings.classes=[{','.join(classes)}]",
-            "holdings.image_size=16", "federation.num_nodes=2", "federation.num_rounds=2",
+            "holdings.image_size=16", "federation.num_nodes=2", "federation.num_rounds=2", "secure=plaintext",
             "evaluation.central=false",
         ]
     )
@@ -167,7 +178,7 @@ def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path, cl
     rounds = FederationRounds(
         grid=grid,
         strategy=build_strategy(settings),
-        aggregation=build_update_aggregation(settings.secure),
+        aggregation=build_update_aggregation(settings),
         plan=RoundPlan.from_settings(settings.federation),
         listener=(recorder := Recorder()),
     )

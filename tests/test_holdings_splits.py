@@ -21,13 +21,16 @@ from fl_client.holdings import (
 )
 from fl_protocol.errors import ConfigError
 from fl_protocol.run_config import load_settings
-from fl_protocol.settings import HoldingsSettings, PartitionSettings, RunSettings
+from fl_protocol.settings import HoldingsSettings, RunSettings
 
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 
 
 def _digits_settings(**overrides: object) -> HoldingsSettings:
-    values: dict[str, object] = {"source": "digits", "classes": DIGIT_NAMES, "image_size": 8, "channels": 1}
+    values: dict[str, object] = {
+        "source": "digits", "classes": DIGIT_NAMES, "image_size": 8, "channels": 1,
+        "test_fraction": 0.2, "val_fraction": 0.2,
+    }
     values.update(overrides)
     return HoldingsSettings(**values)  # type: ignore[arg-type]
 
@@ -159,10 +162,12 @@ def test_zero_val_fraction_and_single_example_keep_everything_for_training() -> 
 
 
 def _run_settings(root: Path, scheme: str) -> RunSettings:
-    holdings = HoldingsSettings(
-        source="folder", path=str(root), classes=None, image_size=8, channels=1, test_fraction=0.2, val_fraction=0.25
+    return load_settings(
+        [
+            "seed=11", "holdings=folder", f"holdings.path={root}", "holdings.image_size=8", "holdings.channels=1",
+            "holdings.val_fraction=0.25", f"partition={scheme}", "partition.alpha=0.3",
+        ]
     )
-    return RunSettings(seed=11, holdings=holdings, partition=PartitionSettings(scheme=scheme, alpha=0.3))
 
 
 def _fingerprints(holdings: Holdings) -> list[str]:

@@ -33,6 +33,8 @@ def _settings(root: Path, images_per_class: int = 3, image_format: str = "mixed"
         classes=list(CLASSES),
         image_size=16,
         channels=3,
+        test_fraction=0.2,
+        val_fraction=0.2,
         synthetic=SyntheticSettings(images_per_class=images_per_class, image_format=image_format),
     )
 
@@ -178,7 +180,9 @@ def test_loading_synthetic_holdings_that_were_never_generated_says_who_generates
 
 def test_folder_source_without_classes_discovers_them(tmp_path: Path) -> None:
     write_synthetic_holdings(tmp_path, ["b_class", "a_class"], 2, 8, "png", seed=0)
-    settings = HoldingsSettings(source="folder", path=str(tmp_path), classes=None, image_size=8, channels=1)
+    settings = HoldingsSettings(
+        source="folder", path=str(tmp_path), classes=None, image_size=8, channels=1, test_fraction=0.2, val_fraction=0.2
+    )
 
     holdings = load_holdings(settings)
 

@@ -18,6 +18,7 @@ from tests.support.inprocess_grid import InProcessGrid
 def settings_for(tmp_path: Path, name: str, *overrides: str) -> RunSettings:
     return load_settings(
         [
+            "secure=plaintext",
             "federation.num_nodes=3",
             "federation.node_wait_timeout_s=1",
             f"output_dir={tmp_path / name}",

@@ -21,7 +21,7 @@ def test_defaults_compose_into_a_four_node_digits_federation() -> None:
     assert settings.federation.num_nodes == 4
     assert settings.federation.min_available_nodes == 4  # interpolated from num_nodes
     assert settings.holdings.source == "digits"
-    assert settings.secure.mode == "none"
+    assert settings.secure.mode == "secagg"  # no plaintext update leaves a node by default
 
 
 def test_group_and_value_overrides_apply() -> None:
@@ -88,7 +88,8 @@ def test_settings_cross_into_flower_as_one_json_document_and_back() -> None:
 
 def test_empty_run_config_composes_defaults_with_overrides() -> None:
     # What `flwr run . --run-config 'fedtriage-overrides="strategy=krum"'` gives both apps.
-    settings = settings_from_run_config({CONFIG_KEY: "", OVERRIDES_KEY: "strategy=krum federation.num_rounds=2"})
+    overrides = "strategy=krum secure=plaintext federation.num_rounds=2"
+    settings = settings_from_run_config({CONFIG_KEY: "", OVERRIDES_KEY: overrides})
     assert settings.strategy.name == "krum"
     assert settings.federation.num_rounds == 2
 

@@ -83,13 +83,19 @@ def test_mlflow_store_holds_the_run_its_params_and_one_metric_per_round(simulate
     assert run.info.status == "FINISHED"
     assert run.data.params["federation.num_nodes"] == "4"
     assert run.data.params["strategy.name"] == "fedavg"
-    assert run.data.tags["fedtriage.update_protection"] == "none"
+    assert run.data.tags["fedtriage.update_protection"] == "secagg"
+    assert "fedtriage.plaintext_updates" not in run.data.tags
     train_steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/train-loss")]
     assert sorted(train_steps) == list(range(1, ROUNDS + 1))
     central_steps = [m.step for m in client.get_metric_history(run.info.run_id, "central/eval-accuracy")]
     assert sorted(central_steps) == list(range(0, ROUNDS + 1))
+    survivors = [m.value for m in client.get_metric_history(run.info.run_id, "protocol/secagg-used")]
+    assert survivors == [4.0] * ROUNDS
+    federated_steps = [m.step for m in client.get_metric_history(run.info.run_id, "federated/eval-accuracy")]
+    assert sorted(federated_steps) == list(range(0, ROUNDS + 1))  # every model, evaluated securely
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"plots", "config", "history.json", "holdings"} <= artifacts
+    assert {"plots", "config", "history.json"} <= artifacts
+    assert "holdings" not in artifacts  # counts stay on the nodes under secure aggregation
 
 
 def test_accuracy_rose_from_the_initial_model(simulated_run: FinishedRun) -> None:

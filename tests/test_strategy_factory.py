@@ -14,7 +14,7 @@ from fl_server.strategy_factory import STRATEGIES, build_strategy
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_shipped_strategy_config_builds(name: str) -> None:
-    strategy = build_strategy(load_settings([f"strategy={name}"]))
+    strategy = build_strategy(load_settings([f"strategy={name}", "secure=plaintext"]))
     assert isinstance(strategy, STRATEGIES[name])
     assert strategy.min_available_nodes == 4
 
@@ -24,8 +24,14 @@ def test_strategy_params_reach_the_constructor() -> None:
     assert isinstance(strategy, FedProx) and strategy.proximal_mu == 0.5
     adam = build_strategy(load_settings(["strategy=fedadam", "strategy.params.eta=0.2"]))
     assert isinstance(adam, FedAdam) and adam.eta == 0.2
-    krum = build_strategy(load_settings(["strategy=krum", "strategy.params.num_malicious_nodes=1"]))
+    krum = build_strategy(load_settings(["strategy=krum", "strategy.params.num_malicious_nodes=1", "secure=plaintext"]))
     assert isinstance(krum, Krum)
+
+
+@pytest.mark.parametrize("name", ["fedmedian", "fedtrimmedavg", "krum"])
+def test_protected_modes_refuse_strategies_that_need_every_update(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"strategy.name: '{name}' needs every node's update"):
+        build_strategy(load_settings([f"strategy={name}"]))
 
 
 def test_unknown_strategy_name_is_a_config_error() -> None:

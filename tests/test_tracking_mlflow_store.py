@@ -100,8 +100,8 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     assert run.info.run_name == "fedavg-cnn-4nodes-iid"
     assert run.data.params["federation.num_nodes"] == str(settings.federation.num_nodes)
     assert json.loads(run.data.params["holdings.classes"]) == settings.holdings.classes
-    assert run.data.tags["fedtriage.update_protection"] == "none"
-    assert run.data.tags["fedtriage.plaintext_updates"] == "true"
+    assert run.data.tags["fedtriage.update_protection"] == "secagg"
+    assert "fedtriage.plaintext_updates" not in run.data.tags
 
     assert [s for s, _ in steps(client, tracked.run_id, "central/eval-accuracy")] == [0, 1, 2, 3]
     assert steps(client, tracked.run_id, "federated/eval-accuracy") == [

@@ -35,7 +35,7 @@ from fl_server.tracking.mlflow_experiment import experiment_id
 from fl_server.tracking.model_logging import LoggedModel, log_pytorch_model
 from fl_server.tracking.outage_guard import OutageGuard
 from fl_server.tracking.plots import plot_history
-from fl_server.tracking.round_metrics import ROUND_FAILED, holdings_metrics, round_metrics
+from fl_server.tracking.round_metrics import ROUND_FAILED, federated_metrics, holdings_metrics, round_metrics
 from fl_server.tracking.run_params import config_params
 from fl_server.tracking.sweep_parent import sweep_parent_run_id
 from fl_server.tracking.tracker import TrackedRun, check_status
@@ -143,6 +143,11 @@ class MlflowTracker:
         """Log the round's metrics at step = round number."""
         with self._guard.attempt("log round metrics"):
             self._log_metrics(round_metrics(record), step=record.round)
+
+    def log_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
+        """Log `federated/<name>` at the step of the round whose model was evaluated."""
+        with self._guard.attempt("log federated evaluation"):
+            self._log_metrics(federated_metrics(metrics), step=server_round)
 
     def log_failed_round(self, record: RoundRecord, reason: str) -> None:
         """Mark the step with `round-failed` = 1 and keep the reason as a tag and in the run's note."""

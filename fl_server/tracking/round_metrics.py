@@ -1,7 +1,8 @@
 """The MLflow metric names of one round: the naming scheme lives here and nowhere else.
 
 Prefixes group metrics into sections of the MLflow UI: `train/`, `federated/` (evaluation
-on the nodes), `central/` (evaluation on the server), `node/<label>/` and `round/`.
+on the nodes), `central/` (evaluation on the server), `node/<label>/`, `round/` and
+`protocol/` (update protection: stage timings, survivors, dropouts, bytes per node).
 """
 
 from fl_server.round_record import RoundRecord
@@ -21,6 +22,7 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     metrics.update(_prefixed(("train",), record.train_metrics))
     metrics.update(_prefixed(("federated",), record.federated_eval))
     metrics.update(_prefixed(("central",), record.central_eval))
+    metrics.update(_prefixed(("protocol",), record.protocol_metrics))
     for label, values in sorted(record.node_metrics.items()):
         for name, value in _prefixed(("node", label), values).items():
             metrics[_unused(name, metrics)] = value
@@ -34,6 +36,11 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
             "round/node_train_seconds": float(record.node_train_seconds),
         })
     return metrics
+
+
+def federated_metrics(values: dict[str, float]) -> dict[str, float]:
+    """`federated/<name>` for a federated evaluation reported after its round."""
+    return _prefixed(("federated",), values)
 
 
 def holdings_metrics(reports: dict[str, dict[str, int | str]]) -> dict[str, float]:

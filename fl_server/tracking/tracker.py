@@ -42,6 +42,9 @@ class RunTracker(Protocol):
     def log_failed_round(self, record: RoundRecord, reason: str) -> None:
         """Record a round that produced no new global model, and why."""
 
+    def log_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
+        """Record the nodes' evaluation of a round's model that arrived after the round."""
+
     def finish(
         self,
         history: list[RoundRecord],
@@ -80,6 +83,9 @@ class NullTracker:
         pass
 
     def log_failed_round(self, record: RoundRecord, reason: str) -> None:
+        pass
+
+    def log_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
         pass
 
     def finish(

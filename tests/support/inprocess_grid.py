@@ -18,7 +18,12 @@ RUN_ID = 4242
 
 
 class InProcessGrid(Grid):
-    """Nodes are (node id -> node config); `behaviour` can make a node fail or vanish."""
+    """Nodes are (node id -> node config).
+
+    `drop(node_id, message)` makes a node vanish for that message (no reply);
+    `tamper(node_id, reply)` may alter a reply in place on its way to the server.
+    Every reply the server pulls is kept in `received`: the server's whole view.
+    """
 
     def __init__(
         self,
@@ -26,12 +31,14 @@ class InProcessGrid(Grid):
         node_configs: dict[int, dict[str, bool | int | float | str]],
         run_config: dict[str, bool | int | float | str],
         drop: Callable[[int, Message], bool] | None = None,
+        tamper: Callable[[int, Message], None] | None = None,
     ) -> None:
         TaskIdentity.task_id = 1
         TaskIdentity.run_id = RUN_ID
         TaskIdentity.node_id = SUPERLINK_NODE_ID
         self._app = client_app
         self._drop = drop or (lambda node_id, message: False)
+        self._tamper = tamper or (lambda node_id, reply: None)
         self.contexts = {
             node_id: Context(
                 run_id=RUN_ID, node_id=node_id, node_config=config, state=RecordDict(), run_config=run_config
@@ -39,14 +46,18 @@ class InProcessGrid(Grid):
             for node_id, config in node_configs.items()
         }
         self.delivered: list[Message] = []
+        self.received: list[Message] = []
+        self._replies: dict[str, Message] = {}
 
     def get_node_ids(self) -> Iterable[int]:
         return list(self.contexts)
 
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
-        replies = []
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
         for message in messages:
-            message.metadata.__dict__["_message_id"] = uuid.uuid4().hex
+            message_id = uuid.uuid4().hex
+            message.metadata.__dict__["_message_id"] = message_id
+            ids.append(message_id)
             node_id = message.metadata.dst_node_id
             self.delivered.append(message)
             if self._drop(node_id, message):
@@ -55,8 +66,18 @@ class InProcessGrid(Grid):
                 reply = self._app(message, self.contexts[node_id])
             except Exception as err:  # what a SuperNode turns into an error reply
                 reply = Message(Error(code=0, reason=f"{type(err).__name__}: {err}"), reply_to=message)
-            replies.append(reply)
-        return replies
+            if reply.has_content():
+                self._tamper(node_id, reply)
+            self._replies[message_id] = reply
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        pulled = [self._replies.pop(message_id) for message_id in message_ids if message_id in self._replies]
+        self.received.extend(pulled)
+        return pulled
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        return self.pull_messages(self.push_messages(messages))
 
     # The rest of the Grid interface is not used by the round loop.
     def set_run(self, run_id: int) -> None:  # type: ignore[override]
@@ -67,10 +88,4 @@ class InProcessGrid(Grid):
         raise NotImplementedError
 
     def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         raise NotImplementedError

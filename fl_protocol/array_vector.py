@@ -1,0 +1,33 @@
+"""A model's named arrays as one flat float64 vector, and back.
+
+Secure aggregation works on vectors; both ends flatten in the order of the global
+model's array names, which the server sends, so they always agree.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def flatten(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Concatenate `arrays` (in their mapping order) into one float64 vector."""
+    if not arrays:
+        return np.zeros(0, dtype=np.float64)
+    return np.concatenate([np.asarray(array, dtype=np.float64).reshape(-1) for array in arrays.values()])
+
+
+def unflatten(vector: np.ndarray, template: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Split `vector` into arrays shaped and typed like `template` (integers rounded)."""
+    total = sum(int(np.asarray(array).size) for array in template.values())
+    if vector.size != total:
+        raise ValueError(f"vector has {vector.size} values, the model {total}")
+    result: dict[str, np.ndarray] = {}
+    start = 0
+    for name, array in template.items():
+        array = np.asarray(array)
+        part = vector[start : start + array.size].reshape(array.shape)
+        if np.issubdtype(array.dtype, np.integer):
+            part = np.rint(part)
+        result[name] = part.astype(array.dtype)
+        start += array.size
+    return result

@@ -1,0 +1,115 @@
+"""A node's contribution as one vector of uint32, and the sum of many decoded again.
+
+Everything a node reports travels inside this vector, so the server only ever learns
+sums over the surviving nodes: its weighted model update, its example count, its
+training loss and its evaluation counts. A segment is either
+
+- bounded: real values in [-bound, bound], quantized to `bits` bits with an offset,
+  so that the sum of up to `max_contributors` of them never wraps modulo 2^32; or
+- exact: non-negative integers (counts), summed exactly.
+
+Values outside a bounded segment's range are counted and reported by the node, not
+silently clipped (`EncodedContribution.out_of_range`).
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MODULUS_BITS = 32
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A named run of `length` values; `bound` None means exact counts."""
+
+    name: str
+    length: int
+    bound: float | None = None
+
+
+@dataclass(frozen=True)
+class EncodedContribution:
+    """The uint32 vector to mask, and how many values had to be clipped into range."""
+
+    vector: np.ndarray
+    out_of_range: int
+
+
+class ContributionLayout:
+    """How named values map onto one uint32 vector, shared by nodes and server."""
+
+    def __init__(self, segments: Sequence[Segment], bits: int, max_contributors: int) -> None:
+        if not 1 <= bits <= MODULUS_BITS - 1:
+            raise ValueError(f"quantization bits must be in [1, {MODULUS_BITS - 1}], got {bits}")
+        if max_contributors < 1 or bits + math.ceil(math.log2(max_contributors + 1)) > MODULUS_BITS:
+            raise ValueError(
+                f"{bits}-bit values from {max_contributors} nodes can overflow 2^{MODULUS_BITS}; "
+                f"use at most {MODULUS_BITS - math.ceil(math.log2(max_contributors + 1))} bits"
+            )
+        names = [segment.name for segment in segments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"segment names must be unique: {names}")
+        self.segments = tuple(segments)
+        self.bits = bits
+        self.max_contributors = max_contributors
+        self._levels = (1 << bits) - 1
+        self._offsets: dict[str, int] = {}
+        offset = 0
+        for segment in self.segments:
+            self._offsets[segment.name] = offset
+            offset += segment.length
+        self.length = offset
+
+    def step(self, name: str) -> float:
+        """The quantization step of a bounded segment (0 for exact segments)."""
+        segment = self._segment(name)
+        return 0.0 if segment.bound is None else 2 * segment.bound / self._levels
+
+    def encode(self, values: Mapping[str, np.ndarray | float | int]) -> EncodedContribution:
+        """One node's values as a uint32 vector (every segment must be given)."""
+        vector = np.empty(self.length, dtype=np.uint32)
+        clipped = 0
+        for segment in self.segments:
+            raw = np.asarray(values[segment.name], dtype=np.float64).reshape(-1)
+            if raw.size != segment.length:
+                raise ValueError(f"segment {segment.name!r} has {segment.length} values, got {raw.size}")
+            start = self._offsets[segment.name]
+            if segment.bound is None:
+                limit = (1 << MODULUS_BITS) // (self.max_contributors + 1)
+                if np.any(raw < 0) or np.any(raw >= limit) or np.any(raw != np.round(raw)):
+                    raise ValueError(f"segment {segment.name!r} holds counts: integers in [0, {limit})")
+                vector[start : start + segment.length] = raw.astype(np.uint32)
+                continue
+            outside = np.abs(raw) > segment.bound
+            clipped += int(np.count_nonzero(outside))
+            bounded = np.clip(raw, -segment.bound, segment.bound)
+            levels = np.rint((bounded + segment.bound) * (self._levels / (2 * segment.bound)))
+            vector[start : start + segment.length] = levels.astype(np.uint32)
+        return EncodedContribution(vector, clipped)
+
+    def decode_sum(self, total: np.ndarray, contributors: int) -> dict[str, np.ndarray]:
+        """Per segment, the sum of `contributors` nodes' values (float64)."""
+        if total.shape != (self.length,):
+            raise ValueError(f"expected a vector of {self.length} values, got shape {total.shape}")
+        sums: dict[str, np.ndarray] = {}
+        for segment in self.segments:
+            start = self._offsets[segment.name]
+            part = total[start : start + segment.length].astype(np.float64)
+            if segment.bound is None:
+                sums[segment.name] = part
+            else:
+                sums[segment.name] = part * (2 * segment.bound / self._levels) - contributors * segment.bound
+        return sums
+
+    def sum_error_bound(self, name: str, contributors: int) -> float:
+        """Largest absolute error of a decoded sum: half a step per contributor."""
+        return contributors * self.step(name) / 2
+
+    def _segment(self, name: str) -> Segment:
+        for segment in self.segments:
+            if segment.name == name:
+                return segment
+        raise KeyError(name)

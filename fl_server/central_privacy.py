@@ -1,0 +1,57 @@
+"""Central differential privacy on top of secure aggregation.
+
+Nodes clip their update's L2 norm to `privacy.clip_norm` before masking; the server
+adds Gaussian noise of std `noise_multiplier * clip_norm` to the securely aggregated
+sum before the strategy sees it. One node changes that sum by at most `clip_norm`,
+so each round is a sampled Gaussian mechanism; Opacus's RDP accountant composes them
+(sampling rate: the fraction of nodes sampled). Noise is drawn from a generator
+seeded by the OS, never from the run's seed.
+"""
+
+import copy
+import secrets
+
+import numpy as np
+from opacus.accountants import RDPAccountant
+
+from fl_protocol.settings import RunSettings
+
+
+class CentralPrivacy:
+    """Adds the noise and keeps the privacy ledger of one run."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        privacy = settings.privacy
+        self._noise_multiplier = privacy.noise_multiplier
+        self._std = privacy.noise_multiplier * privacy.clip_norm
+        self._delta = privacy.delta
+        self._budget = privacy.epsilon_budget
+        self._population = settings.federation.num_nodes
+        self._sample_rate = settings.federation.fraction_train
+        self._accountant = RDPAccountant()
+        self._rng = np.random.default_rng(secrets.randbits(128))
+
+    def refuses_round(self, server_round: int) -> str | None:
+        """Why the next round may not run (its release would exceed the budget), or None."""
+        trial = copy.deepcopy(self._accountant)
+        trial.step(noise_multiplier=self._noise_multiplier, sample_rate=self._sample_rate)
+        epsilon = trial.get_epsilon(self._delta)
+        if epsilon > self._budget:
+            return (
+                f"round {server_round} would spend epsilon {epsilon:.3f} > privacy.epsilon_budget={self._budget:g} "
+                f"(delta={self._delta:g})"
+            )
+        return None
+
+    def add_noise(self, update_sum: np.ndarray) -> np.ndarray:
+        return update_sum + self._rng.normal(0.0, self._std, size=update_sum.shape)
+
+    def record_round(self, sampled: int) -> dict[str, float]:
+        """Account for one noisy release; return what was spent so far."""
+        rate = sampled / self._population if self._population else self._sample_rate
+        self._accountant.step(noise_multiplier=self._noise_multiplier, sample_rate=min(1.0, rate))
+        return self.metrics()
+
+    def metrics(self) -> dict[str, float]:
+        epsilon = self._accountant.get_epsilon(self._delta) if self._accountant.history else 0.0
+        return {"dp-epsilon": float(epsilon), "dp-delta": self._delta, "dp-noise-std": self._std}

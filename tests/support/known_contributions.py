@@ -1,0 +1,55 @@
+"""A ClientApp whose nodes contribute known random vectors through the real SecAgg stages.
+
+Lets tests check the protocol's arithmetic exactly (expected sum = sum of the used
+nodes' vectors) with dropouts and tampering, without training a model.
+"""
+
+import numpy as np
+from flwr.app import ConfigRecord, Context, Message
+from flwr.clientapp import ClientApp
+
+from fl_client import secagg_node
+from fl_protocol.secagg.contribution import ContributionLayout, Segment
+from fl_protocol.settings import SecAggSettings
+
+LENGTH = 257
+
+
+def layout_for(settings: SecAggSettings, max_contributors: int) -> ContributionLayout:
+    return ContributionLayout(
+        [Segment("update", LENGTH, settings.clip_range), Segment("count", 1)],
+        bits=settings.quantization_bits,
+        max_contributors=max_contributors,
+    )
+
+
+def known_values(node_id: int, clip_range: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(node_id)
+    return {"update": rng.uniform(-clip_range, clip_range, LENGTH), "count": np.array([node_id % 1000])}
+
+
+def known_contributions_app(settings: SecAggSettings, max_contributors: int) -> ClientApp:
+    app = ClientApp()
+    layout = layout_for(settings, max_contributors)
+
+    def info(context: Context) -> ConfigRecord:
+        return ConfigRecord({"label": f"node-{context.node_id}"})
+
+    @app.train()
+    def contribute(msg: Message, context: Context) -> Message:
+        vector = layout.encode(known_values(context.node_id, settings.clip_range)).vector
+        return secagg_node.contribute(msg, context, vector, settings, info(context))
+
+    @app.query("secagg_setup")
+    def setup(msg: Message, context: Context) -> Message:
+        return secagg_node.setup(msg, context, info(context))
+
+    @app.query("secagg_masked")
+    def masked(msg: Message, context: Context) -> Message:
+        return secagg_node.masked(msg, context, info(context))
+
+    @app.query("secagg_unmask")
+    def unmask(msg: Message, context: Context) -> Message:
+        return secagg_node.unmask(msg, context, info(context))
+
+    return app
