@@ -18,6 +18,7 @@ from fl_client.holdings import (
     partition_indices,
     split_holdout,
 )
+from fl_protocol.ckks_contexts import generate_contexts
 from fl_protocol.errors import ConfigError
 from fl_protocol.settings import RunSettings, check_simulation
 from fl_server.checkpoint import load_checkpoint
@@ -57,7 +58,21 @@ def preflight(settings: RunSettings) -> RunSettings:
     )
     parameters = sum(p.numel() for p in model.parameters())
     print(f"model {settings.model.name}: {parameters:,} parameters", flush=True)
+    if settings.privacy.mode == "local_dpsgd":
+        from opacus.validators import ModuleValidator  # slow to import; only DP-SGD runs need it
+
+        if problems := ModuleValidator.validate(model, strict=False):
+            raise ConfigError(
+                "privacy.mode",
+                f"local DP-SGD cannot train model {settings.model.name!r}: {problems[0]} (model=cnn can)",
+            )
     build_strategy(settings)
+    if settings.secure.mode == "ckks" and not settings.secure.ckks.context_dir:
+        # A simulation provisions its own federation's contexts, never a shipped one.
+        directory = generate_contexts(settings.secure.ckks, Path(str(settings.output_dir)) / "ckks")
+        ckks = dataclasses.replace(settings.secure.ckks, context_dir=str(directory))
+        settings = dataclasses.replace(settings, secure=dataclasses.replace(settings.secure, ckks=ckks))
+        print(f"generated this federation's CKKS contexts in {directory}", flush=True)
     if settings.checkpoint.resume_from:
         load_checkpoint(Path(settings.checkpoint.resume_from))
     return settings

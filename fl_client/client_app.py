@@ -14,8 +14,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fl_client import secagg_node
+from fl_client import ckks_node, secagg_node
 from fl_client.holdings import NodeHoldings
+from fl_client.local_dp import train_with_dpsgd
 from fl_client.node_holdings import holdings_for_node, node_label
 from fl_client.secure_contribution import encode_contribution
 from fl_client.training import TrainResult, resolve_device, train_locally
@@ -56,6 +57,7 @@ def train(msg: Message, context: Context) -> Message:
                     records.TRAIN_LOSS: result.loss,
                     records.TRAIN_SECONDS: result.seconds,
                     records.NUM_EXAMPLES: result.num_examples,
+                    **({"local-epsilon": result.epsilon} if result.epsilon is not None else {}),
                 }
             ),
             records.NODE_INFO_KEY: _node_info(context),
@@ -89,6 +91,12 @@ def secure_masked(msg: Message, context: Context) -> Message:
 def secure_unmask(msg: Message, context: Context) -> Message:
     """Stage 3: the shares the server may have."""
     return secagg_node.unmask(msg, context, _node_info(context))
+
+
+@app.query("ckks_decrypt")
+def ckks_decrypt(msg: Message, context: Context) -> Message:
+    """CKKS mode: decrypt the federation's summed ciphertexts."""
+    return ckks_node.decrypt_sum(msg, context, _settings(context).secure.ckks, _node_info(context))
 
 
 @app.evaluate()
@@ -130,14 +138,20 @@ def _secure_contribution(msg: Message, context: Context, settings: RunSettings, 
     if train:
         result = _train(msg, context, settings, holdings, model)
         trained = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
-    encoded = encode_contribution(settings, received, trained, result, evaluation)
-    if encoded.out_of_range:
+    epsilon = result.epsilon if result is not None and result.epsilon is not None else 0.0
+    contribution = encode_contribution(settings, received, trained, result, evaluation, local_epsilon=epsilon)
+    if contribution.encoded.out_of_range:
         logger.warning(
             "%d values of this node's update lie outside secure.secagg.clip_range=%g; they were clipped and are "
             "counted in the round's report",
-            encoded.out_of_range, settings.secure.secagg.clip_range,
+            contribution.encoded.out_of_range, settings.secure.secagg.clip_range,
         )
-    return secagg_node.contribute(msg, context, encoded.vector, settings.secure.secagg, _node_info(context))
+    ciphertexts = None
+    if contribution.encrypted_update.size:
+        ciphertexts = ckks_node.encrypt(contribution.encrypted_update, settings.secure.ckks)
+    return secagg_node.contribute(
+        msg, context, contribution.encoded.vector, settings.secure.secagg, _node_info(context), ciphertexts
+    )
 
 
 def _train(
@@ -145,6 +159,11 @@ def _train(
 ) -> TrainResult:
     config = msg.content[records.CONFIG_KEY]
     server_round = int(config[records.SERVER_ROUND])
+    if settings.privacy.mode == "local_dpsgd":
+        return train_with_dpsgd(
+            model, holdings.train.as_dataset(), settings.train, settings.privacy,
+            seed=_node_seed(settings, context, server_round), context=context,
+        )
     return train_locally(
         model,
         holdings.train.as_dataset(),

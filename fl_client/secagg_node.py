@@ -50,9 +50,17 @@ def setup(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
 
 
 def contribute(
-    msg: Message, context: Context, contribution: np.ndarray, settings: SecAggSettings, node_info: ConfigRecord
+    msg: Message,
+    context: Context,
+    contribution: np.ndarray,
+    settings: SecAggSettings,
+    node_info: ConfigRecord,
+    attachments: list[bytes] | None = None,
 ) -> Message:
-    """Stage 1: seal shares of fresh secrets for the neighbours; keep the contribution."""
+    """Stage 1: seal shares of fresh secrets for the neighbours; keep the contribution.
+
+    `attachments` (CKKS ciphertexts) travel with the shares under the same tag.
+    """
     run = _run_state(context)
     request = msg.content[session.ROUND_RECORD]
     round_id = bytes(request["round-id"])
@@ -98,8 +106,21 @@ def contribute(
     )
     context.state[_VECTOR_STATE] = ArrayRecord({"q": Array(np.ascontiguousarray(contribution, dtype=np.uint32))})
     box_to_bytes = ids_to_bytes(box_to)
-    auth = keys.tag(_auth_key(run), b"contribute", round_id, s_pk, box_to_bytes, keys.digest(b"".join(boxes)))
-    shares = ConfigRecord({"s-pk": s_pk, "box-to": box_to_bytes, "boxes": boxes or [b""], "tag": auth})
+    attachments = attachments or []
+    auth = keys.tag(
+        _auth_key(run), b"contribute", round_id, s_pk, box_to_bytes, keys.digest(b"".join(boxes)),
+        len(attachments).to_bytes(8, "big"), keys.digest(b"".join(attachments)),
+    )
+    shares = ConfigRecord(
+        {
+            "s-pk": s_pk,
+            "box-to": box_to_bytes,
+            "boxes": boxes or [b""],
+            "attachments": attachments or [b""],
+            "attachment-count": len(attachments),
+            "tag": auth,
+        }
+    )
     return Message(RecordDict({session.SHARES_RECORD: shares, "node-info": node_info}), reply_to=msg)
 
 
@@ -191,6 +212,11 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
         }
     )
     return Message(RecordDict({session.REVEAL_RECORD: reveal, "node-info": node_info}), reply_to=msg)
+
+
+def auth_key(context: Context) -> bytes:
+    """The key this node authenticates its replies to the server with (after setup)."""
+    return _auth_key(_run_state(context))
 
 
 def _run_state(context: Context) -> ConfigRecord:

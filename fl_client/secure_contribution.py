@@ -2,12 +2,14 @@
 
 The weighted delta, the example counts, the training loss and the evaluation of the
 model the node received all go into one vector (layout in
-`fl_protocol.secagg.session`), so the server learns them only as sums. Central DP
-clips the delta's L2 norm here, on the node, before anything leaves it.
+`fl_protocol.secagg.session`), so the server learns them only as sums; in CKKS mode
+the encrypted layers' part of the delta is set apart for encryption instead. Central
+DP clips the delta's L2 norm here, on the node, before anything leaves it.
 """
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +21,14 @@ from fl_protocol.settings import RunSettings
 from models import EvaluationResult
 
 
+@dataclass(frozen=True)
+class SecureContribution:
+    """The vector to mask, and the weighted delta values CKKS encrypts instead (if any)."""
+
+    encoded: EncodedContribution
+    encrypted_update: np.ndarray
+
+
 def encode_contribution(
     settings: RunSettings,
     received: Mapping[str, np.ndarray],
@@ -26,8 +36,12 @@ def encode_contribution(
     train: TrainResult | None,
     evaluation: EvaluationResult,
     local_epsilon: float = 0.0,
-) -> EncodedContribution:
-    """The node's contribution as the uint32 vector to mask (delta omitted if not trained)."""
+) -> SecureContribution:
+    """The node's contribution (delta omitted if not trained).
+
+    In CKKS mode the values of `secure.ckks.encrypted_layers` are returned apart,
+    for encryption; everything else goes into the masked vector.
+    """
     sec = settings.secure.secagg
     delta = np.zeros(0)
     weight = examples = 0
@@ -41,7 +55,12 @@ def encode_contribution(
         weight = min(examples, sec.max_weight)
         train_loss = _finite(train.loss)
     alpha = weight / sec.max_weight
-    update = alpha * delta
+    weighted = alpha * delta
+    if settings.secure.mode == "ckks" and weighted.size:
+        encrypted = array_vector.selected(received, settings.secure.ckks.encrypted_layers)
+    else:
+        encrypted = np.zeros(weighted.size, dtype=bool)
+    update = weighted[~encrypted]
     eval_weight = min(evaluation.num_examples, sec.max_weight)
     eval_alpha = eval_weight / sec.max_weight
     roc_alpha = eval_alpha if evaluation.roc_auc is not None else 0.0
@@ -60,7 +79,7 @@ def encode_contribution(
         session.EVAL_ROC_AUC: roc_alpha * _finite(evaluation.roc_auc),
         session.LOCAL_EPSILON: min(round(local_epsilon * session.EPSILON_RESOLUTION), _count_limit(settings)),
     }
-    return layout.encode(values)
+    return SecureContribution(layout.encode(values), weighted[encrypted])
 
 
 def _finite(value: float | None) -> float:

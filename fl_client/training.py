@@ -17,6 +17,8 @@ class TrainResult:
     loss: float
     num_examples: int
     seconds: float
+    # Local DP-SGD only: the node's epsilon spent so far (at privacy.delta).
+    epsilon: float | None = None
 
 
 def resolve_device(name: str) -> torch.device:

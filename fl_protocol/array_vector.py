@@ -4,7 +4,7 @@ Secure aggregation works on vectors; both ends flatten in the order of the globa
 model's array names, which the server sends, so they always agree.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -14,6 +14,18 @@ def flatten(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     if not arrays:
         return np.zeros(0, dtype=np.float64)
     return np.concatenate([np.asarray(array, dtype=np.float64).reshape(-1) for array in arrays.values()])
+
+
+def selected(arrays: Mapping[str, np.ndarray], prefixes: Sequence[str] | None) -> np.ndarray:
+    """A boolean mask over the flat vector: values of arrays whose name starts with a prefix.
+
+    `None` selects everything.
+    """
+    parts = [
+        np.full(np.asarray(array).size, prefixes is None or any(name.startswith(p) for p in prefixes))
+        for name, array in arrays.items()
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
 def unflatten(vector: np.ndarray, template: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -358,6 +358,12 @@ def _check_privacy(settings: RunSettings) -> None:
             "central DP adds noise to the securely aggregated sum: it needs secure.mode secagg or ckks",
         )
         _require(privacy.clip_norm > 0, "privacy.clip_norm", f"must be > 0, got {privacy.clip_norm}")
+    if privacy.mode == "local_dpsgd":
+        _require(
+            settings.strategy.name != "fedprox",
+            "privacy.mode",
+            "local DP-SGD clips per-sample gradients; FedProx's proximal term has none (use fedavg)",
+        )
     _require(privacy.noise_multiplier > 0, "privacy.noise_multiplier", f"must be > 0, got {privacy.noise_multiplier}")
     _require(0 < privacy.delta < 1, "privacy.delta", f"must be in (0, 1), got {privacy.delta}")
     _require(privacy.epsilon_budget > 0, "privacy.epsilon_budget", f"must be > 0, got {privacy.epsilon_budget}")

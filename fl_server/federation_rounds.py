@@ -86,6 +86,8 @@ class FederationOutcome:
 
     arrays: ArrayRecord
     history: list[RoundRecord] = field(default_factory=list)
+    # Why the run ended before `num_rounds` (e.g. the privacy budget), if it did.
+    stop_reason: str | None = None
 
 
 class FederationRounds:
@@ -123,6 +125,10 @@ class FederationRounds:
 
         consecutive_failures = 0
         for server_round in range(self._plan.first_round, self._plan.num_rounds + 1):
+            if reason := self._aggregation.stop_before(server_round):
+                logger.warning("stopping before round %d: %s", server_round, reason)
+                outcome.stop_reason = reason
+                break
             record, new_arrays, failure = self._run_round(server_round, outcome.arrays)
             self.history.append(record)
             if failure is not None:

@@ -55,6 +55,9 @@ class PlaintextAggregation:
         outcome.metrics = scalar_metrics(metrics)
         return outcome
 
+    def stop_before(self, server_round: int) -> str | None:
+        return None
+
     def evaluate(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
     ) -> EvaluationOutcome:

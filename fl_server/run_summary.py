@@ -26,6 +26,8 @@ class RunSummary:
     mlflow_ui_command: str | None = None
     registered_model_version: str | None = None
     error: str | None = None
+    # Set when the run ended before federation.num_rounds on purpose (privacy budget).
+    stopped_early: str | None = None
 
 
 def write_summary(summary: RunSummary) -> Path:

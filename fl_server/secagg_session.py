@@ -35,15 +35,15 @@ class SessionResult:
     # An instruction of the session, for building the strategy's reply.
     instruction: Message | None = None
     counts: dict[str, float] = field(default_factory=dict)
-    # Extra, mode-specific reply content of the used nodes (CKKS ciphertexts).
-    extras: dict[int, RecordDict] = field(default_factory=dict)
+    # Authenticated attachments of the used nodes' contributions (CKKS ciphertexts).
+    attachments: dict[int, list[bytes]] = field(default_factory=dict)
 
 
 @dataclass
 class _Contribution:
     s_pk: bytes
     boxes: dict[int, bytes]
-    content: RecordDict
+    attachments: list[bytes]
 
 
 def run_session(
@@ -188,7 +188,7 @@ def run_session(
         used=used,
         instruction=instructions[0],
         counts=counts,
-        extras={node: contributions[node].content for node in used},
+        attachments={node: contributions[node].attachments for node in used},
     )
 
 
@@ -203,12 +203,14 @@ def _verified_contribution(
     boxes = [bytes(box) for box in record["boxes"]]
     receivers = ids_from_bytes(box_to)
     boxes = boxes[: len(receivers)]
+    count = int(record["attachment-count"])
+    attachments = [bytes(item) for item in record["attachments"]][:count]
     if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"contribute", round_id, s_pk, box_to,
-                           keys.digest(b"".join(boxes))):
+                           keys.digest(b"".join(boxes)), count.to_bytes(8, "big"), keys.digest(b"".join(attachments))):
         return None
     if sorted(receivers) != graph[node]:
         return None
-    return _Contribution(s_pk=s_pk, boxes=dict(zip(receivers, boxes)), content=reply.content)
+    return _Contribution(s_pk=s_pk, boxes=dict(zip(receivers, boxes)), attachments=attachments)
 
 
 def _verified_masked(

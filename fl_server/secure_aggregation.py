@@ -41,8 +41,6 @@ class SecAggAggregation:
     def train_round(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
     ) -> TrainOutcome:
-        if self.privacy is not None and (exhausted := self.privacy.refuses_round(server_round)):
-            return TrainOutcome(arrays=None, failure=exhausted, protocol_metrics=self.privacy.metrics())
         messages = list(strategy.configure_train(server_round, arrays, ConfigRecord(), exchange.grid))
         template = _numpy_arrays(arrays)
         result = self._session(exchange, messages[0].content, session.CONTRIBUTE,
@@ -61,7 +59,11 @@ class SecAggAggregation:
         if weight <= 0:
             outcome.failure = "the contributing nodes reported no training examples"
             return outcome
-        update = self.update_sum(result, template)
+        try:
+            update = self.update_sum(exchange, result, template)
+        except RuntimeError as err:
+            outcome.failure = f"{type(err).__name__}: {err}"
+            return outcome
         if self.privacy is not None:
             update = self.privacy.add_noise(update)
             outcome.protocol_metrics.update(self.privacy.record_round(len(messages)))
@@ -80,7 +82,14 @@ class SecAggAggregation:
         outcome.metrics = {records.TRAIN_LOSS: train_loss, "examples": float(sums[session.EXAMPLES][0])}
         outcome.received_model_eval = _evaluation_metrics(sums, self._secagg.max_weight)
         outcome.protocol_metrics["values-clipped"] = float(sums[session.CLIPPED][0])
+        epsilon_sum = float(sums[session.LOCAL_EPSILON][0]) / session.EPSILON_RESOLUTION
+        if epsilon_sum > 0:
+            outcome.metrics["local-epsilon-mean"] = epsilon_sum / len(result.used)
         return outcome
+
+    def stop_before(self, server_round: int) -> str | None:
+        """Central DP: stop before a round whose release would exceed the epsilon budget."""
+        return self.privacy.refuses_round(server_round) if self.privacy is not None else None
 
     def evaluate(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
@@ -101,7 +110,7 @@ class SecAggAggregation:
         """How many model values travel in the masked vector (all of them in this mode)."""
         return sum(array.size for array in template.values())
 
-    def update_sum(self, result: SessionResult, template: dict[str, np.ndarray]) -> np.ndarray:
+    def update_sum(self, exchange: NodeExchange, result: SessionResult, template: dict[str, np.ndarray]) -> np.ndarray:
         """The sum over used nodes of their weighted deltas, as one flat vector."""
         assert result.sums is not None
         return result.sums[session.UPDATE]
@@ -142,9 +151,6 @@ def _evaluation_metrics(sums: dict[str, np.ndarray], max_weight: int) -> dict[st
     roc_weight = float(sums[session.EVAL_ROC_WEIGHT][0]) / max_weight
     if roc_weight > 0:
         metrics[records.EVAL_ROC_AUC] = float(sums[session.EVAL_ROC_AUC][0]) / roc_weight
-    epsilon_sum = float(sums[session.LOCAL_EPSILON][0])
-    if epsilon_sum > 0:
-        metrics["local-epsilon-sum"] = epsilon_sum / session.EPSILON_RESOLUTION
     return metrics
 
 

@@ -111,9 +111,12 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
         tracking_uri=tracked.tracking_uri,
         mlflow_ui_command=tracked.ui_command,
         registered_model_version=tracked.registered_model_version,
+        stopped_early=outcome.stop_reason,
     )
     write_summary(summary)
     print("\n" + format_final_table(outcome.history), flush=True)
+    if outcome.stop_reason:
+        print(f"\nstopped after round {summary.rounds_completed}: {outcome.stop_reason}", flush=True)
     if tracked.run_id:
         print(f"\nMLflow run {tracked.run_id} in {tracked.tracking_uri}", flush=True)
         print(f"open it with: {tracked.ui_command}", flush=True)

@@ -63,6 +63,9 @@ class UpdateAggregation(Protocol):
     ) -> EvaluationOutcome:
         """Evaluate `arrays` on the nodes."""
 
+    def stop_before(self, server_round: int) -> str | None:
+        """Why the run must end before `server_round` (e.g. a privacy budget), or None."""
+
 
 def apply_strategy_to_mean(
     strategy: Strategy, server_round: int, instruction: Message, mean_arrays: ArrayRecord, metrics: dict[str, float]

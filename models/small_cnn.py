@@ -66,7 +66,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
         nn.GroupNorm(_group_count(out_channels), out_channels),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),  # not in place: DP-SGD (Opacus) hooks need the activations intact
     )
 
 

@@ -36,6 +36,15 @@ def make_holdings(root: Path, classes: dict[str, int]) -> Path:
         (["federation.min_available_nodes=9"], "federation.min_available_nodes"),
         (["model.weights_path=/nonexistent/weights.pt"], "model.weights_path"),
         (["checkpoint.resume_from=/nonexistent/round_0003.pt"], "checkpoint.resume_from"),
+        (["privacy=local_dpsgd", "model=resnet18"], "privacy.mode"),
+        (["strategy=krum"], "strategy.name"),
+        (["secure.secagg.threshold=0.4"], "secure.secagg.threshold"),
+        (["secure.secagg.neighbours=3"], "secure.secagg.neighbours"),
+        (["secure.secagg.quantization_bits=30"], "secure.secagg.quantization_bits"),
+        (["secure.secagg.clip_range=0"], "secure.secagg.clip_range"),
+        (["secure.secagg.max_weight=0"], "secure.secagg.max_weight"),
+        (["secure=ckks", "secure.ckks.poly_modulus_degree=1000"], "secure.ckks.poly_modulus_degree"),
+        (["privacy=central", "privacy.noise_multiplier=0"], "privacy.noise_multiplier"),
     ],
 )
 def test_bad_setting_is_one_error_naming_it(overrides: list[str], named: str) -> None:

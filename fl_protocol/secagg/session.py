@@ -34,6 +34,11 @@ EVALUATE = "query.secagg_evaluate"
 MASKED = "query.secagg_masked"
 UNMASK = "query.secagg_unmask"
 
+# CKKS mode: one node decrypts the summed ciphertexts.
+CKKS_DECRYPT = "query.ckks_decrypt"
+CKKS_SUM_RECORD = "ckks-sum"
+CKKS_PLAIN_SUM = "ckks-plain-sum"
+
 # Record names inside messages.
 SETUP_RECORD = "secagg-setup"
 KEYS_RECORD = "secagg-keys"

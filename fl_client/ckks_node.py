@@ -1,0 +1,49 @@
+"""The node's side of CKKS mode: encrypt the weighted delta, decrypt the federation's sum.
+
+Only nodes hold the secret context. The server sends back the sum of everyone's
+ciphertexts and one node decrypts it; what it returns is the aggregate, which the
+server learns in every mode anyway.
+"""
+
+import numpy as np
+import tenseal as ts
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+
+from fl_client import secagg_node
+from fl_protocol.ckks_contexts import node_context, slot_count
+from fl_protocol.secagg import keys, session
+from fl_protocol.settings import CkksSettings
+
+SUM_RECORD = session.CKKS_SUM_RECORD
+PLAIN_SUM = session.CKKS_PLAIN_SUM
+
+
+def encrypt(values: np.ndarray, settings: CkksSettings) -> list[bytes]:
+    """`values` as serialized CKKS vectors of at most one slot count each."""
+    context = node_context(settings)
+    slots = slot_count(settings)
+    return [
+        ts.ckks_vector(context, values[start : start + slots].tolist()).serialize()
+        for start in range(0, values.size, slots)
+    ]
+
+
+def decrypt_sum(msg: Message, context: Context, settings: CkksSettings, node_info: ConfigRecord) -> Message:
+    """Decrypt the summed ciphertexts the server sends; answer with the plain sum, authenticated."""
+    request = msg.content[SUM_RECORD]
+    chunks = [bytes(chunk) for chunk in request["chunks"]]
+    length = int(request["length"])
+    secret = node_context(settings)
+    values = np.concatenate([np.asarray(ts.ckks_vector_from(secret, chunk).decrypt()) for chunk in chunks])[:length]
+    values = values.astype(np.float64)
+    tag = keys.tag(
+        secagg_node.auth_key(context), b"ckks-decrypt", keys.digest(b"".join(chunks)), keys.digest(values.tobytes())
+    )
+    content = RecordDict(
+        {
+            PLAIN_SUM: ArrayRecord({"sum": Array(values)}),
+            SUM_RECORD: ConfigRecord({"tag": tag}),
+            "node-info": node_info,
+        }
+    )
+    return Message(content, reply_to=msg)
