@@ -15,9 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from flwr.app import Context, RecordDict
+from flwr.clientapp import ClientApp
 from flwr.common.config import get_fused_config_from_dir, get_project_config
 from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
 from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
+from flwr.serverapp import ServerApp
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.constant import NOOP_FEDERATION_ID
 from flwr.supercore.run import Run
@@ -82,6 +84,27 @@ def run_in_simulation_engine(settings: RunSettings, app_dir: Path | None = None)
             run=run,
             server_app_context=context,
             is_app=True,
+            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+        )
+
+
+def run_app_objects_in_simulation(
+    server_app: ServerApp, client_app: ClientApp, num_nodes: int, settings: RunSettings
+) -> None:
+    """Run given app objects (benchmarks' apps, Flower's own legacy apps) in the same engine.
+
+    No run config reaches them: such apps carry what they need in their closures.
+    """
+    logging.getLogger("flwr").setLevel(settings.simulation.flower_log_level.upper())
+    backend_config = _backend_config(settings)
+    init_args = backend_config["init_args"]
+    with loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
+        _run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_nodes,
+            backend_name="ray",
+            backend_config=backend_config,
             exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
         )
 

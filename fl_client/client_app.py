@@ -41,7 +41,7 @@ _REPORTED_STATE_KEY = "fedtriage-holdings-reported"
 def train(msg: Message, context: Context) -> Message:
     """Train the received global model on this node's training split.
 
-    In a protected mode this is stage 1 of secure aggregation: the update leaves the
+    In a protected mode this is stage 2 of secure aggregation: the update leaves the
     node only inside the masked vector.
     """
     settings = _settings(context)
@@ -71,7 +71,7 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.query("secagg_evaluate")
 def secure_evaluate(msg: Message, context: Context) -> Message:
-    """Stage 1 of an evaluation-only secure session (after the last round)."""
+    """Stage 2 of an evaluation-only secure session (after the last round)."""
     return _secure_contribution(msg, context, _settings(context), train=False)
 
 
@@ -81,10 +81,10 @@ def secure_setup(msg: Message, context: Context) -> Message:
     return secagg_node.setup(msg, context, _node_info(context))
 
 
-@app.query("secagg_masked")
-def secure_masked(msg: Message, context: Context) -> Message:
-    """Stage 2: the masked contribution."""
-    return secagg_node.masked(msg, context, _node_info(context))
+@app.query("secagg_share_keys")
+def secure_share_keys(msg: Message, context: Context) -> Message:
+    """Stage 1: this round's mask keys, shared among the neighbours."""
+    return secagg_node.share_keys(msg, context, _settings(context).secure.secagg, _node_info(context))
 
 
 @app.query("secagg_unmask")
@@ -126,7 +126,7 @@ def evaluate(msg: Message, context: Context) -> Message:
 def _secure_contribution(msg: Message, context: Context, settings: RunSettings, train: bool) -> Message:
     """Evaluate the received model (and train it), then hand the encoded result to SecAgg."""
     settings, holdings, model = _receive(msg, context)
-    if session.ROUND_RECORD not in msg.content:
+    if session.PEERS_RECORD not in msg.content:
         raise UpdateProtectionError(f"secure.mode={settings.secure.mode}: refusing a round without secure aggregation")
     if _REPORTED_STATE_KEY not in context.state:
         # Counts stay on the node in protected modes: its operator sees them here.
@@ -149,9 +149,7 @@ def _secure_contribution(msg: Message, context: Context, settings: RunSettings, 
     ciphertexts = None
     if contribution.encrypted_update.size:
         ciphertexts = ckks_node.encrypt(contribution.encrypted_update, settings.secure.ckks)
-    return secagg_node.contribute(
-        msg, context, contribution.encoded.vector, settings.secure.secagg, _node_info(context), ciphertexts
-    )
+    return secagg_node.masked(msg, context, contribution.encoded.vector, _node_info(context), ciphertexts)
 
 
 def _train(

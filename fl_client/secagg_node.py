@@ -20,7 +20,6 @@ from fl_protocol.settings import SecAggSettings
 
 _RUN_STATE = "secagg-run"
 _ROUND_STATE = "secagg-round"
-_VECTOR_STATE = "secagg-vector"
 
 
 class ProtocolViolation(RuntimeError):
@@ -49,18 +48,8 @@ def setup(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     return Message(RecordDict({session.KEYS_RECORD: keys_record, "node-info": node_info}), reply_to=msg)
 
 
-def contribute(
-    msg: Message,
-    context: Context,
-    contribution: np.ndarray,
-    settings: SecAggSettings,
-    node_info: ConfigRecord,
-    attachments: list[bytes] | None = None,
-) -> Message:
-    """Stage 1: seal shares of fresh secrets for the neighbours; keep the contribution.
-
-    `attachments` (CKKS ciphertexts) travel with the shares under the same tag.
-    """
+def share_keys(msg: Message, context: Context, settings: SecAggSettings, node_info: ConfigRecord) -> Message:
+    """Stage 1: draw this round's secrets and seal shares of them for the neighbours."""
     run = _run_state(context)
     request = msg.content[session.ROUND_RECORD]
     round_id = bytes(request["round-id"])
@@ -82,13 +71,12 @@ def contribute(
     boxes: list[bytes] = []
     own: tuple[bytes, bytes] = (b"", b"")
     for holder, seed_share, key_share in zip(holders, seed_shares, key_shares):
-        plaintext = seed_share.y_bytes() + key_share.y_bytes()
         if holder == me:
             own = (seed_share.y_bytes(), key_share.y_bytes())
             continue
         box_key = keys.derive_key(c_sk, c_pks[holder], session.SHARE_BOX_PURPOSE, round_id)
         box_to.append(holder)
-        boxes.append(seal(box_key, plaintext, round_id, me, holder))
+        boxes.append(seal(box_key, seed_share.y_bytes() + key_share.y_bytes(), round_id, me, holder))
 
     s_pk = keys.public_bytes(mask_key)
     context.state[_ROUND_STATE] = ConfigRecord(
@@ -104,28 +92,23 @@ def contribute(
             "own-s": own[1],
         }
     )
-    context.state[_VECTOR_STATE] = ArrayRecord({"q": Array(np.ascontiguousarray(contribution, dtype=np.uint32))})
     box_to_bytes = ids_to_bytes(box_to)
-    attachments = attachments or []
-    auth = keys.tag(
-        _auth_key(run), b"contribute", round_id, s_pk, box_to_bytes, keys.digest(b"".join(boxes)),
-        len(attachments).to_bytes(8, "big"), keys.digest(b"".join(attachments)),
-    )
-    shares = ConfigRecord(
-        {
-            "s-pk": s_pk,
-            "box-to": box_to_bytes,
-            "boxes": boxes or [b""],
-            "attachments": attachments or [b""],
-            "attachment-count": len(attachments),
-            "tag": auth,
-        }
-    )
+    auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, keys.digest(b"".join(boxes)))
+    shares = ConfigRecord({"s-pk": s_pk, "box-to": box_to_bytes, "boxes": boxes or [b""], "tag": auth})
     return Message(RecordDict({session.SHARES_RECORD: shares, "node-info": node_info}), reply_to=msg)
 
 
-def masked(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
-    """Stage 2: open the neighbours' boxes, then send the masked contribution."""
+def masked(
+    msg: Message,
+    context: Context,
+    contribution: np.ndarray,
+    node_info: ConfigRecord,
+    attachments: list[bytes] | None = None,
+) -> Message:
+    """Stage 2: open the neighbours' boxes, then send the masked contribution.
+
+    `attachments` (CKKS ciphertexts) travel with the masked vector under the same tag.
+    """
     run, state = _run_state(context), _round_state(context, msg.content[session.PEERS_RECORD])
     request = msg.content[session.PEERS_RECORD]
     round_id = bytes(state["round-id"])
@@ -140,8 +123,7 @@ def masked(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     received_from: list[int] = []
     received: list[bytes] = []
     bad: list[int] = []
-    senders = ids_from_bytes(bytes(request["box-from"]))
-    for sender, box in zip(senders, request["boxes"]):
+    for sender, box in zip(ids_from_bytes(bytes(request["box-from"])), request["boxes"]):
         if sender not in holders or sender not in c_pks:
             raise ProtocolViolation(f"a share box from node {sender}, who is no neighbour")
         box_key = keys.derive_key(c_sk, c_pks[sender], session.SHARE_BOX_PURPOSE, round_id)
@@ -155,7 +137,7 @@ def masked(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     state["received-from"] = ids_to_bytes(received_from)
     state["received"] = received or [b""]
 
-    vector = context.state[_VECTOR_STATE]["q"].numpy().copy()
+    vector = np.array(contribution, dtype=np.uint32, copy=True)
     vector += mask_vector(bytes(state["b-seed"]), vector.size)
     mask_key = keys.load_private(bytes(state["s-sk"]))
     for peer, s_pk in zip(peers, request["s-pks"]):
@@ -164,13 +146,24 @@ def masked(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
             vector += pairwise
         else:
             vector -= pairwise
-    del context.state[_VECTOR_STATE]
     bad_bytes = ids_to_bytes(bad)
-    auth = keys.tag(_auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes)
+    attachments = attachments or []
+    auth = keys.tag(
+        _auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes,
+        len(attachments).to_bytes(8, "big"), keys.digest(b"".join(attachments)),
+    )
+    record = ConfigRecord(
+        {
+            "bad-senders": bad_bytes,
+            "attachments": attachments or [b""],
+            "attachment-count": len(attachments),
+            "tag": auth,
+        }
+    )
     content = RecordDict(
         {
             session.MASKED_ARRAYS: ArrayRecord({"y": Array(vector)}),
-            session.MASKED_RECORD: ConfigRecord({"bad-senders": bad_bytes, "tag": auth}),
+            session.MASKED_RECORD: record,
             "node-info": node_info,
         }
     )

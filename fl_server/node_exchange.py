@@ -17,6 +17,10 @@ from flwr.serverapp import Grid
 from fl_protocol import records
 
 _FIRST_POLL_S = 0.002
+# Polls stay this frequent for the first seconds of a wait (a stage's replies usually
+# arrive then), and back off to _MAX_POLL_S for long waits such as a slow round.
+_BRISK_POLL_S = 0.02
+_BRISK_PERIOD_S = 5.0
 _MAX_POLL_S = 0.1
 
 
@@ -99,17 +103,20 @@ class NodeExchange:
 
     def _push_and_pull(self, messages: list[Message]) -> list[Message]:
         pending = set(self.grid.push_messages(messages))
-        deadline = time.monotonic() + self.timeout_s
+        started = time.monotonic()
+        deadline = started + self.timeout_s
         replies: list[Message] = []
         pause = _FIRST_POLL_S
         while pending:
             pulled = list(self.grid.pull_messages(pending))
             replies.extend(pulled)
             pending.difference_update(reply.metadata.reply_to_message_id for reply in pulled)
-            if not pending or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if not pending or now >= deadline:
                 break
             time.sleep(pause)
-            pause = min(pause * 1.5, _MAX_POLL_S)
+            cap = _BRISK_POLL_S if now - started < _BRISK_PERIOD_S else _MAX_POLL_S
+            pause = min(pause * 1.5, cap)
         return replies
 
 

@@ -29,10 +29,12 @@ class ProgressReport:
             self._print(f"round 0/{self._num_rounds}  central accuracy {accuracy}")
             return
         failures = f"  ({len(record.node_failures)} node failures)" if record.node_failures else ""
+        # Protected modes report federated accuracy later (see federated_evaluation).
+        federated = record.federated_eval.get(records.EVAL_ACCURACY)
+        federated_part = f"  federated accuracy {_fmt(federated)}" if federated is not None else ""
         self._print(
             f"round {record.round}/{self._num_rounds}"
-            f"  train loss {_fmt(record.train_metrics.get(records.TRAIN_LOSS))}"
-            f"  federated accuracy {_fmt(record.federated_eval.get(records.EVAL_ACCURACY))}"
+            f"  train loss {_fmt(record.train_metrics.get(records.TRAIN_LOSS))}{federated_part}"
             f"  central accuracy {_fmt(record.central_eval.get(records.EVAL_ACCURACY))}"
             f"  {record.seconds:.1f} s  {record.nodes_replied}/{record.nodes_sampled} nodes{failures}"
         )

@@ -32,7 +32,7 @@ class SessionResult:
     sums: dict[str, np.ndarray] | None
     used: list[int] = field(default_factory=list)
     failure: str | None = None
-    # An instruction of the session, for building the strategy's reply.
+    # A stage-2 instruction of the session, for building the strategy's reply.
     instruction: Message | None = None
     counts: dict[str, float] = field(default_factory=dict)
     # Authenticated attachments of the used nodes' contributions (CKKS ciphertexts).
@@ -40,10 +40,9 @@ class SessionResult:
 
 
 @dataclass
-class _Contribution:
+class _SharedKeys:
     s_pk: bytes
     boxes: dict[int, bytes]
-    attachments: list[bytes]
 
 
 def run_session(
@@ -65,7 +64,7 @@ def run_session(
     graph = neighbours(participants, settings.neighbours, round_id)
     holders = {node: sorted(graph[node] + [node]) for node in participants}
 
-    # Stage 1: contributions (trained and evaluated on the node), shares sealed for neighbours.
+    # Stage 1: fresh mask keys, their shares sealed for the neighbours (small messages).
     round_record = ConfigRecord(
         {
             "round-id": round_id,
@@ -74,46 +73,48 @@ def run_session(
             "degree": settings.neighbours or 0,
         }
     )
-    content = RecordDict({**dict(base_content.items()), session.ROUND_RECORD: round_record})
-    instructions = [Message(content, dst_node_id=node, message_type=message_type) for node in participants]
-    contributions = {
-        reply.metadata.src_node_id: contribution
-        for reply in exchange.send_and_receive(instructions, "secagg-contribute")
-        if (contribution := _verified_contribution(reply, run_keys, round_id, graph)) is not None
+    requests = [
+        Message(RecordDict({session.ROUND_RECORD: round_record}), dst_node_id=node, message_type=session.SHARE_KEYS)
+        for node in participants
+    ]
+    shared = {
+        reply.metadata.src_node_id: keys_and_boxes
+        for reply in exchange.send_and_receive(requests, "secagg-share-keys")
+        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph)) is not None
     }
-    counts["dropped-at-contribute"] = float(len(participants) - len(contributions))
-    if len(contributions) < min_nodes:
-        return SessionResult(None, failure=_too_few(len(contributions), min_nodes, "contributed"), counts=counts)
+    counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
+    if len(shared) < min_nodes:
+        return SessionResult(None, failure=_too_few(len(shared), min_nodes, "shared their keys"), counts=counts)
 
-    # Stage 2: masked vectors.
-    requests = []
-    for node in contributions:
-        peers = [peer for peer in graph[node] if peer in contributions]
-        senders = [peer for peer in peers if node in contributions[peer].boxes]
+    # Stage 2: the model goes out; trained (or evaluated), masked vectors come back.
+    instructions = []
+    for node in shared:
+        peers = [peer for peer in graph[node] if peer in shared]
+        senders = [peer for peer in peers if node in shared[peer].boxes]
         peers_record = ConfigRecord(
             {
                 "round-id": round_id,
                 "peers": ids_to_bytes(peers),
-                "s-pks": [contributions[peer].s_pk for peer in peers] or [b""],
+                "s-pks": [shared[peer].s_pk for peer in peers] or [b""],
                 "box-from": ids_to_bytes(senders),
-                "boxes": [contributions[sender].boxes[node] for sender in senders] or [b""],
+                "boxes": [shared[sender].boxes[node] for sender in senders] or [b""],
             }
         )
-        requests.append(Message(RecordDict({session.PEERS_RECORD: peers_record}), dst_node_id=node,
-                                message_type=session.MASKED))
+        content = RecordDict({**dict(base_content.items()), session.PEERS_RECORD: peers_record})
+        instructions.append(Message(content, dst_node_id=node, message_type=message_type))
     vectors: dict[int, np.ndarray] = {}
+    attachments: dict[int, list[bytes]] = {}
     accused: set[int] = set()
-    for reply in exchange.send_and_receive(requests, "secagg-masked"):
+    for reply in exchange.send_and_receive(instructions, "secagg-masked"):
         node = reply.metadata.src_node_id
         verified = _verified_masked(reply, run_keys, round_id, layout.length)
         if verified is None:
             continue
-        vector, bad_senders = verified
-        vectors[node] = vector
-        accused.update(sender for sender in bad_senders if sender in contributions and sender in graph[node])
+        vectors[node], bad_senders, attachments[node] = verified
+        accused.update(sender for sender in bad_senders if sender in shared and sender in graph[node])
     used = sorted(node for node in vectors if node not in accused)
-    dropped = sorted(node for node in contributions if node not in used)
-    counts["dropped-at-masked"] = float(len(contributions) - len(vectors))
+    dropped = sorted(node for node in shared if node not in used)
+    counts["dropped-at-masked"] = float(len(shared) - len(vectors))
     counts["tampered-boxes"] = float(len(accused))
     if len(used) < min_nodes:
         return SessionResult(None, failure=_too_few(len(used), min_nodes, "sent a usable masked vector"),
@@ -122,7 +123,7 @@ def run_session(
     # Stage 3: shares of self-mask seeds (used nodes) and mask keys (dropped nodes).
     used_set, dropped_set = set(used), set(dropped)
     requests = []
-    for node in contributions:
+    for node in shared:
         unmask_record = ConfigRecord(
             {
                 "round-id": round_id,
@@ -149,7 +150,7 @@ def run_session(
         for owner, y in mask_keys.items():
             if owner in key_shares and responder in holders[owner]:
                 key_shares[owner].append(shamir.Share(points[responder], y))
-    counts["dropped-at-unmask"] = float(len(contributions) - revealed)
+    counts["dropped-at-unmask"] = float(len(shared) - revealed)
 
     total = np.zeros(layout.length, dtype=np.uint32)
     for node in used:
@@ -176,7 +177,7 @@ def run_session(
             )
         mask_key = keys.load_private(shamir.reconstruct(key_shares[node], needed))
         for peer in masked_with:
-            seed = keys.derive_key(mask_key, contributions[peer].s_pk, session.MASK_PURPOSE, round_id)
+            seed = keys.derive_key(mask_key, shared[peer].s_pk, session.MASK_PURPOSE, round_id)
             pairwise = mask_vector(seed, layout.length)
             if session.pairwise_sign(peer, node) > 0:
                 total -= pairwise
@@ -188,46 +189,46 @@ def run_session(
         used=used,
         instruction=instructions[0],
         counts=counts,
-        attachments={node: contributions[node].attachments for node in used},
+        attachments={node: attachments[node] for node in used},
     )
 
 
-def _verified_contribution(
+def _verified_shares(
     reply: Message, run_keys: SecAggRunKeys, round_id: bytes, graph: dict[int, list[int]]
-) -> _Contribution | None:
+) -> _SharedKeys | None:
     node = reply.metadata.src_node_id
     record = reply.content.get(session.SHARES_RECORD)
     if record is None or node not in graph:
         return None
     s_pk, box_to = bytes(record["s-pk"]), bytes(record["box-to"])
-    boxes = [bytes(box) for box in record["boxes"]]
     receivers = ids_from_bytes(box_to)
-    boxes = boxes[: len(receivers)]
-    count = int(record["attachment-count"])
-    attachments = [bytes(item) for item in record["attachments"]][:count]
-    if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"contribute", round_id, s_pk, box_to,
-                           keys.digest(b"".join(boxes)), count.to_bytes(8, "big"), keys.digest(b"".join(attachments))):
+    boxes = [bytes(box) for box in record["boxes"]][: len(receivers)]
+    if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"share-keys", round_id, s_pk, box_to,
+                           keys.digest(b"".join(boxes))):
         return None
     if sorted(receivers) != graph[node]:
         return None
-    return _Contribution(s_pk=s_pk, boxes=dict(zip(receivers, boxes)), attachments=attachments)
+    return _SharedKeys(s_pk=s_pk, boxes=dict(zip(receivers, boxes)))
 
 
 def _verified_masked(
     reply: Message, run_keys: SecAggRunKeys, round_id: bytes, length: int
-) -> tuple[np.ndarray, list[int]] | None:
+) -> tuple[np.ndarray, list[int], list[bytes]] | None:
     record = reply.content.get(session.MASKED_RECORD)
     arrays = reply.content.get(session.MASKED_ARRAYS)
     if record is None or arrays is None:
         return None
     vector = arrays["y"].numpy()
     bad = bytes(record["bad-senders"])
+    count = int(record["attachment-count"])
+    attachments = [bytes(item) for item in record["attachments"]][:count]
     if vector.dtype != np.uint32 or vector.shape != (length,):
         return None
     if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"masked", round_id,
-                           keys.digest(vector.tobytes()), bad):
+                           keys.digest(vector.tobytes()), bad, count.to_bytes(8, "big"),
+                           keys.digest(b"".join(attachments))):
         return None
-    return vector, ids_from_bytes(bad)
+    return vector, ids_from_bytes(bad), attachments
 
 
 def _verified_reveal(

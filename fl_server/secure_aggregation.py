@@ -43,7 +43,7 @@ class SecAggAggregation:
     ) -> TrainOutcome:
         messages = list(strategy.configure_train(server_round, arrays, ConfigRecord(), exchange.grid))
         template = _numpy_arrays(arrays)
-        result = self._session(exchange, messages[0].content, session.CONTRIBUTE,
+        result = self._session(exchange, messages[0].content, session.TRAIN,
                                [m.metadata.dst_node_id for m in messages], self.update_values(template))
         outcome = TrainOutcome(
             arrays=None,

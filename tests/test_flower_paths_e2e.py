@@ -54,6 +54,24 @@ def test_a_multirun_sweep_gives_one_grouped_mlflow_run_per_job(tmp_path: Path) -
     assert all(run.info.status == "FINISHED" for run in children)
 
 
+def test_a_ckks_federation_runs_in_the_engine_with_contexts_generated_for_it(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "experiments.simulate", "secure=ckks", "federation.num_rounds=2",
+            "tracking.log_model=false", f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "FINISHED" and summary["rounds_completed"] == 2
+    assert (tmp_path / "run" / "ckks" / "server" / "public.bin").is_file()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("fedtriage").experiment_id])
+    assert run.data.tags["fedtriage.update_protection"] == "ckks"
+    assert client.get_metric_history(run.info.run_id, "protocol/ckks-expansion")[-1].value > 1
+
+
 def test_flwr_run_runs_the_same_apps_through_a_local_superlink(tmp_path: Path) -> None:
     flwr_home = tmp_path / "flwr-home"
     output_dir = tmp_path / "out"

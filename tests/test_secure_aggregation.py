@@ -43,7 +43,7 @@ def run(
     run_keys = SecAggRunKeys()
     registered = run_keys.ensure_setup(exchange, nodes)
     result = run_session(
-        exchange, run_keys, secagg, layout_for(secagg, len(nodes)), RecordDict(), session.CONTRIBUTE,
+        exchange, run_keys, secagg, layout_for(secagg, len(nodes)), RecordDict(), session.TRAIN,
         sorted(registered), min_nodes,
     )
     return result, grid
@@ -72,7 +72,7 @@ def test_the_session_yields_the_sum_of_every_node_within_the_quantization_bound(
 
 
 @pytest.mark.parametrize(
-    "stage", [session.SETUP, session.CONTRIBUTE, session.MASKED, session.UNMASK]
+    "stage", [session.SETUP, session.SHARE_KEYS, session.TRAIN, session.UNMASK]
 )
 def test_nodes_dropping_at_any_stage_leave_the_exact_sum_of_the_survivors(stage: str) -> None:
     # 5 nodes, complete graph: 5 share holders, t = 3, so 2 may drop.
@@ -92,14 +92,14 @@ def test_dropouts_below_the_threshold_fail_the_session_loudly() -> None:
 
 
 def test_too_few_contributors_fail_the_session_with_the_setting_to_change() -> None:
-    result, _ = run(NODES, drop_at={session.CONTRIBUTE: {11, 22, 33, 44}})
+    result, _ = run(NODES, drop_at={session.SHARE_KEYS: {11, 22, 33, 44}})
     assert result.sums is None and "federation.min_train_nodes" in result.failure
 
 
 def test_a_sparse_neighbourhood_graph_gives_the_same_sum() -> None:
     nodes = list(range(100, 109))
     sparse = dataclasses.replace(BASE, neighbours=4)
-    result, _ = run(nodes, secagg=sparse, drop_at={session.MASKED: {103}})
+    result, _ = run(nodes, secagg=sparse, drop_at={session.TRAIN: {103}})
     assert result.used == [node for node in nodes if node != 103]
     assert_exact(result, sparse)
 
@@ -116,7 +116,7 @@ def test_property_any_tolerated_dropouts_give_the_exact_survivor_sum(count, drop
     secagg = dataclasses.replace(BASE, quantization_bits=bits, clip_range=clip)
     tolerated = count - session.threshold(count, secagg.threshold)
     dropped = drops.draw(st.lists(st.sampled_from(nodes), unique=True, max_size=tolerated))
-    stage = drops.draw(st.sampled_from([session.CONTRIBUTE, session.MASKED, session.UNMASK]))
+    stage = drops.draw(st.sampled_from([session.SHARE_KEYS, session.TRAIN, session.UNMASK]))
     result, _ = run(nodes, secagg=secagg, drop_at={stage: set(dropped)})
     assert_exact(result, secagg)
 
@@ -135,7 +135,7 @@ def test_a_tampered_masked_vector_is_detected_and_its_node_treated_as_dropped() 
 
 def test_a_tampered_share_box_is_detected_by_its_receiver_and_the_sender_dropped() -> None:
     def corrupt_a_box(node_id: int, message: Message) -> None:
-        if node_id == 44 and message.metadata.message_type == session.MASKED:
+        if node_id == 44 and message.metadata.message_type == session.TRAIN:
             record = message.content[session.PEERS_RECORD]
             boxes = [bytes(box) for box in record["boxes"]]
             boxes[0] = boxes[0][:-1] + bytes([boxes[0][-1] ^ 0x01])

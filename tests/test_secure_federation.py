@@ -60,7 +60,7 @@ def test_a_secure_round_reports_sums_and_protocol_figures_but_nothing_per_node(t
         assert record["node_metrics"] == {}
         assert record["protocol_metrics"]["secagg-used"] == 4
         assert record["protocol_metrics"]["bytes-per-node-max"] > 0
-        assert {"secagg-contribute-seconds", "secagg-masked-seconds", "secagg-unmask-seconds"} <= set(
+        assert {"secagg-share-keys-seconds", "secagg-masked-seconds", "secagg-unmask-seconds"} <= set(
             record["protocol_metrics"]
         )
     # Federated evaluation arrives with the next round (and a final session) for every model.
@@ -86,7 +86,7 @@ class DropOnce:
 
 def test_a_node_dropping_mid_round_leaves_the_round_to_the_survivors(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, "drop", "federation.num_rounds=2")
-    summary, _ = federate(settings, drop=DropOnce({11}, session.MASKED))
+    summary, _ = federate(settings, drop=DropOnce({11}, session.TRAIN))
     rounds = history(summary)
     assert rounds[1]["protocol_metrics"]["secagg-used"] == 3
     assert rounds[1]["protocol_metrics"]["secagg-dropped-at-masked"] == 1

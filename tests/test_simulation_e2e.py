@@ -71,6 +71,7 @@ def test_the_run_prints_a_line_per_round_and_a_final_table(simulated_run: Finish
     out = simulated_run.completed.stdout
     for round_ in range(1, ROUNDS + 1):
         assert f"round {round_}/{ROUNDS}  train loss" in out
+        assert f"federated accuracy of the round-{round_} model" in out
     assert "round  train loss  fed. eval acc  central eval acc  seconds" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 

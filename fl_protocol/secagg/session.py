@@ -2,18 +2,19 @@
 
 Stages (one `NodeExchange` each; `setup` only for nodes without run keys yet):
 
-0. setup    (`query.secagg_setup`): the server's run public key goes out; each node
+0. setup      (`query.secagg_setup`): the server's run public key goes out; each node
    answers with its long-term encryption public key `c` and a key-confirmation tag.
-1. contribute (`train`, or `query.secagg_evaluate` for evaluation only): with the
-   participants' `c` keys, each node trains and evaluates, encodes its contribution,
+1. share keys (`query.secagg_share_keys`): with the participants' `c` keys, each node
    draws a fresh mask key pair `s` and self-mask seed `b`, Shamir-shares `b` and the
    `s` private key among its neighbours and itself, and sends `s`'s public key with
-   one AES-GCM box of shares per neighbour.
-2. masked   (`query.secagg_masked`): each node gets its surviving neighbours' `s`
-   public keys and the boxes addressed to it, and answers with its masked vector
-   y = contribution + PRG(b) + sum of +-PRG(pairwise seed); boxes that fail to open
-   are reported, and their senders are treated as dropped.
-3. unmask   (`query.secagg_unmask`): for every node whose vector is used each
+   one AES-GCM box of shares per neighbour. Small messages: no model yet.
+2. masked     (`train`, or `query.secagg_evaluate` for evaluation only): each node
+   gets the global model, its surviving neighbours' `s` public keys and the boxes
+   addressed to it; it evaluates and trains, encodes its contribution and answers
+   with y = contribution + PRG(b) + sum of +-PRG(pairwise seed). Boxes that fail to
+   open are reported, and their senders are treated as dropped. Training here, not
+   earlier, means no large vector waits in a node's state between stages.
+3. unmask     (`query.secagg_unmask`): for every node whose vector is used each
    holder reveals its share of `b`; for every node that dropped after stage 1 it
    reveals its share of the `s` private key, never both for one node. The server
    rebuilds the seeds and removes the masks from the sum.
@@ -29,9 +30,9 @@ from fl_protocol.secagg.contribution import ContributionLayout, Segment
 from fl_protocol.settings import SecAggSettings
 
 SETUP = "query.secagg_setup"
-CONTRIBUTE = "train"
+SHARE_KEYS = "query.secagg_share_keys"
+TRAIN = "train"
 EVALUATE = "query.secagg_evaluate"
-MASKED = "query.secagg_masked"
 UNMASK = "query.secagg_unmask"
 
 # CKKS mode: one node decrypts the summed ciphertexts.

@@ -35,18 +35,18 @@ def known_contributions_app(settings: SecAggSettings, max_contributors: int) -> 
     def info(context: Context) -> ConfigRecord:
         return ConfigRecord({"label": f"node-{context.node_id}"})
 
+    @app.query("secagg_share_keys")
+    def share_keys(msg: Message, context: Context) -> Message:
+        return secagg_node.share_keys(msg, context, settings, info(context))
+
     @app.train()
-    def contribute(msg: Message, context: Context) -> Message:
+    def masked(msg: Message, context: Context) -> Message:
         vector = layout.encode(known_values(context.node_id, settings.clip_range)).vector
-        return secagg_node.contribute(msg, context, vector, settings, info(context))
+        return secagg_node.masked(msg, context, vector, info(context))
 
     @app.query("secagg_setup")
     def setup(msg: Message, context: Context) -> Message:
         return secagg_node.setup(msg, context, info(context))
-
-    @app.query("secagg_masked")
-    def masked(msg: Message, context: Context) -> Message:
-        return secagg_node.masked(msg, context, info(context))
 
     @app.query("secagg_unmask")
     def unmask(msg: Message, context: Context) -> Message:
