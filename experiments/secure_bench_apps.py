@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fl_client import ckks_node, secagg_node
 from fl_client.secure_contribution import encode_contribution
+from fl_client.secure_stages import register_secure_stages
 from fl_client.training import TrainResult
 from fl_protocol import records
 from fl_protocol.settings import RunSettings
@@ -95,21 +96,7 @@ def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: Be
             ciphertexts = ckks_node.encrypt(contribution.encrypted_update, settings.secure.ckks)
         return secagg_node.masked(msg, context, contribution.encoded.vector, info(context), ciphertexts)
 
-    @client.query("secagg_setup")
-    def setup(msg: Message, context: Context) -> Message:
-        return secagg_node.setup(msg, context, info(context))
-
-    @client.query("secagg_share_keys")
-    def share_keys(msg: Message, context: Context) -> Message:
-        return secagg_node.share_keys(msg, context, settings.secure.secagg, info(context))
-
-    @client.query("secagg_unmask")
-    def unmask(msg: Message, context: Context) -> Message:
-        return secagg_node.unmask(msg, context, info(context))
-
-    @client.query("ckks_decrypt")
-    def decrypt(msg: Message, context: Context) -> Message:
-        return ckks_node.decrypt_sum(msg, context, settings.secure.ckks, info(context))
+    register_secure_stages(client, lambda context: settings, info)
 
     server = ServerApp()
 

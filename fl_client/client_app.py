@@ -19,6 +19,7 @@ from fl_client.holdings import NodeHoldings
 from fl_client.local_dp import train_with_dpsgd
 from fl_client.node_holdings import holdings_for_node, node_label
 from fl_client.secure_contribution import encode_contribution
+from fl_client.secure_stages import register_secure_stages
 from fl_client.training import TrainResult, resolve_device, train_locally
 from fl_client.update_protection import UpdateProtectionError, release_update
 from fl_protocol import records
@@ -73,30 +74,6 @@ def train(msg: Message, context: Context) -> Message:
 def secure_evaluate(msg: Message, context: Context) -> Message:
     """Stage 2 of an evaluation-only secure session (after the last round)."""
     return _secure_contribution(msg, context, _settings(context), train=False)
-
-
-@app.query("secagg_setup")
-def secure_setup(msg: Message, context: Context) -> Message:
-    """Stage 0: this run's encryption key, confirmed to the server."""
-    return secagg_node.setup(msg, context, _node_info(context))
-
-
-@app.query("secagg_share_keys")
-def secure_share_keys(msg: Message, context: Context) -> Message:
-    """Stage 1: this round's mask keys, shared among the neighbours."""
-    return secagg_node.share_keys(msg, context, _settings(context).secure.secagg, _node_info(context))
-
-
-@app.query("secagg_unmask")
-def secure_unmask(msg: Message, context: Context) -> Message:
-    """Stage 3: the shares the server may have."""
-    return secagg_node.unmask(msg, context, _node_info(context))
-
-
-@app.query("ckks_decrypt")
-def ckks_decrypt(msg: Message, context: Context) -> Message:
-    """CKKS mode: decrypt the federation's summed ciphertexts."""
-    return ckks_node.decrypt_sum(msg, context, _settings(context).secure.ckks, _node_info(context))
 
 
 @app.evaluate()
@@ -223,3 +200,8 @@ def _node_seed(settings: RunSettings, context: Context, server_round: int) -> in
     """Different per node and round, identical across repeats of the same run."""
     label = node_label(context.node_config, context.node_id)
     return (settings.seed * 1_000_003 + server_round * 7919 + zlib.crc32(label.encode())) % (2**31)
+
+
+# Secure aggregation's other stages (setup, share keys, unmask) and CKKS decryption; the
+# stage that carries the contribution is `train` / `secure_evaluate` above.
+register_secure_stages(app, _settings, _node_info)

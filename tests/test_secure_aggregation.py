@@ -198,3 +198,36 @@ def test_a_node_refuses_to_reveal_both_secrets_of_one_neighbour() -> None:
     request.metadata.__dict__["_message_id"] = "m"
     with pytest.raises(secagg_node.ProtocolViolation, match="both secrets"):
         secagg_node.unmask(request, context, ConfigRecord({"label": "node-1"}))
+
+
+@given(
+    nodes=st.integers(2, 6),
+    values=st.integers(1, 3000),
+    bits=st.integers(12, 22),
+    clip=st.sampled_from([0.05, 0.5, 1.0, 4.0]),
+    # At least every node's example count (100-200 here): a larger count would be capped.
+    max_weight=st.sampled_from([200, 1000, 10000]),
+)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_property_the_secure_round_gives_the_plaintext_weighted_mean_within_its_bound(
+    nodes, values, bits, clip, max_weight
+) -> None:
+    from flwr.app import Context
+
+    from experiments.secure_bench_apps import BenchRun, fixed_update_apps
+    from fl_protocol.run_config import load_settings
+
+    run_settings = load_settings(
+        [
+            f"federation.num_nodes={nodes}", "federation.num_rounds=1", "federation.round_timeout_s=5",
+            f"secure.secagg.quantization_bits={bits}", f"secure.secagg.clip_range={clip}",
+            f"secure.secagg.max_weight={max_weight}", "tracking.enabled=false",
+        ]
+    )
+    run = BenchRun()
+    server, client = fixed_update_apps(run_settings, values, spread=clip, run=run)
+    grid = InProcessGrid(client, {700 + node: {} for node in range(nodes)}, {})
+    server(grid, Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={}))
+    (measured,) = run.rounds
+    assert measured.failure is None
+    assert measured.max_abs_error <= run.error_bound * (1 + 1e-9)
