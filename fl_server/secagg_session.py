@@ -83,6 +83,10 @@ def run_session(
         if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph)) is not None
     }
     counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
+    for node in participants:
+        if node not in shared:
+            # A node that lost its keys (restarted) is set up again when next sampled.
+            run_keys.forget(node)
     if len(shared) < min_nodes:
         return SessionResult(None, failure=_too_few(len(shared), min_nodes, "shared their keys"), counts=counts)
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from flwr.app import Message
+from flwr.app import Message, RecordDict
 
 from fl_client.client_app import app as client_app
 from fl_protocol.records import EVAL_ACCURACY
@@ -108,3 +108,22 @@ def test_every_round_failing_stops_the_run_with_the_reason(tmp_path: Path) -> No
     with pytest.raises(FederationError, match="shares needed"):
         federate(settings, drop=lambda node_id, message: node_id in (10, 11)
                  and message.metadata.message_type == session.UNMASK)
+
+
+def test_a_node_that_restarts_and_loses_its_keys_rejoins_after_a_new_setup(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "restart", "federation.num_rounds=3")
+    rounds_seen_by_node_12: list[Message] = []
+
+    def node_12_restarts_before_its_second_round(node_id: int, message: Message) -> bool:
+        if node_id == 12 and message.metadata.message_type == session.SHARE_KEYS:
+            rounds_seen_by_node_12.append(message)
+            if len(rounds_seen_by_node_12) == 2:
+                grid.contexts[12].state = RecordDict()  # restarted: its run keys are gone
+        return False
+
+    count = settings.federation.num_nodes
+    nodes = {10 + i: {"partition-id": i, "num-partitions": count} for i in range(count)}
+    grid = InProcessGrid(client_app, nodes, to_run_config(settings), drop=node_12_restarts_before_its_second_round)
+    rounds = history(run_federation(grid, settings, flower_run_id=1))
+    assert rounds[2]["protocol_metrics"]["secagg-used"] == 3  # round 2 went on without it
+    assert rounds[3]["protocol_metrics"]["secagg-used"] == 4  # set up again, back in round 3
