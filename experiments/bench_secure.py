@@ -46,10 +46,10 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=1_000_000, help="update size in float32 values")
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=None, help="rounds per protocol (default 6, quick 2)")
-    parser.add_argument("--train-rounds", type=int, default=None, help="training rounds (default 8, quick 3)")
+    parser.add_argument("--train-rounds", type=int, default=None, help="training rounds (default 8, quick 5)")
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 6)
-    train_rounds = args.train_rounds or (3 if args.quick else 8)
+    train_rounds = args.train_rounds or (5 if args.quick else 8)
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="fedtriage-bench-secure-") as scratch_dir:
