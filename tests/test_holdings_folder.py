@@ -79,7 +79,7 @@ def test_good_images_load_and_every_bad_file_is_reported_with_its_reason(messy_r
         "empty.png": "empty file",
         ".hidden.png": "hidden file",
         "large.png": BOMB_REASON,
-        "link_out.png": "symlink outside holdings",
+        "link_out.png": "symlink leads outside the root (not followed)",
         "notes.jpg": "not an image",
         "truncated.png": "truncated or corrupt image",
     }
@@ -91,7 +91,7 @@ def test_report_summary_and_flat_dict_count_skips_by_reason(messy_root: Path) ->
 
     assert report.summary() == (
         f"folder {messy_root}: 5 images loaded, 7 skipped (2 {BOMB_REASON}, 1 empty file, 1 hidden file, "
-        "1 not an image, 1 symlink outside holdings, 1 truncated or corrupt image)"
+        "1 not an image, 1 symlink leads outside the root (not followed), 1 truncated or corrupt image)"
     )
     flat = report.to_flat_dict()
     assert not any(str(messy_root) in str(value) for value in flat.values())  # no local paths leave

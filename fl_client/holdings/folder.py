@@ -7,30 +7,18 @@ hidden and nothing crashes a round. Problems a unit must fix before training (a
 missing folder, a class without any usable image) raise `HoldingsError` at once.
 """
 
-import stat
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fl_client.holdings.file_walk import regular_files
 from fl_client.holdings.holdings import Holdings, HoldingsError, HoldingsReport, SkippedFile, describe_skipped
+from fl_client.holdings.image_decoding import UnreadableImage, read_image
 from fl_protocol.errors import ConfigError
 
-_PIL_MODES = {1: "L", 3: "RGB"}
-# PIL's EPS reader runs Ghostscript on the file; holdings may be hostile, so no file
-# is ever handed to an external program.
-_FORMATS_RUNNING_PROGRAMS = frozenset({"EPS"})
-
-
-class _Skip(Exception):
-    """Raised inside the loader for a file that is recorded as skipped."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+_CHANNELS = (1, 3)
 
 
 def discover_classes(root: Path) -> list[str]:
@@ -67,7 +55,7 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
     _check_root(root)
     if image_size < 1:
         raise ConfigError("holdings.image_size", f"must be >= 1, got {image_size}")
-    if channels not in _PIL_MODES:
+    if channels not in _CHANNELS:
         raise ConfigError("holdings.channels", f"must be 1 or 3, got {channels}")
     classes = tuple(classes)
     if not classes:
@@ -91,11 +79,11 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
     for label, folder in enumerate(folders):
         class_skipped: list[SkippedFile] = []
         loaded = 0
-        for path in _candidate_files(folder, boundary, seen, class_skipped):
+        for path in regular_files(folder, boundary, seen, class_skipped, skip_hidden=True):
             try:
-                images.append(_read_image(path, _PIL_MODES[channels], image_size))
-            except _Skip as skip:
-                class_skipped.append(SkippedFile(str(path), skip.reason))
+                images.append(read_image(path, channels, image_size))
+            except UnreadableImage as unreadable:
+                class_skipped.append(SkippedFile(str(path), unreadable.reason))
                 continue
             labels.append(label)
             loaded += 1
@@ -162,90 +150,3 @@ def _entries_outside_class_folders(root: Path, classes: Sequence[str]) -> list[S
         reason = "folder not in holdings.classes" if entry.is_dir() else "not in a class folder"
         skipped.append(SkippedFile(str(entry), reason))
     return skipped
-
-
-def _candidate_files(path: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile]) -> Iterator[Path]:
-    """Regular files under `path`, depth first in name order.
-
-    Hidden entries, links that leave `boundary`, loops and special files are recorded
-    in `skipped` instead. Links inside the holdings are followed once.
-    """
-    real = _admit(path, boundary, seen, skipped)
-    if real is None:
-        return
-    if not real.is_dir():
-        yield path
-        return
-    try:
-        entries = sorted(path.iterdir(), key=lambda entry: entry.name)
-    except OSError:
-        skipped.append(SkippedFile(str(path), "folder cannot be read"))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            reason = "hidden folder" if entry.is_dir() else "hidden file"
-            skipped.append(SkippedFile(str(entry), reason))
-            continue
-        yield from _candidate_files(entry, boundary, seen, skipped)
-
-
-def _admit(path: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile]) -> Path | None:
-    """The real path of a folder or regular file that may be read, else None (recorded)."""
-    try:
-        real = path.resolve(strict=True)
-    except FileNotFoundError:
-        skipped.append(SkippedFile(str(path), "broken symlink"))
-        return None
-    except (OSError, RuntimeError):  # a symlink loop
-        skipped.append(SkippedFile(str(path), "unresolvable symlink"))
-        return None
-    if not real.is_relative_to(boundary):
-        skipped.append(SkippedFile(str(path), "symlink outside holdings"))
-        return None
-    if real in seen:
-        skipped.append(SkippedFile(str(path), "already read through another link"))
-        return None
-    try:
-        mode = real.stat().st_mode
-    except OSError:
-        skipped.append(SkippedFile(str(path), "cannot be read"))
-        return None
-    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        skipped.append(SkippedFile(str(path), "not a regular file"))
-        return None
-    seen.add(real)
-    return real
-
-
-def _read_image(path: Path, mode: str, image_size: int) -> np.ndarray:
-    """One file as uint8 [C, image_size, image_size], or `_Skip` with the reason."""
-    try:
-        if path.stat().st_size == 0:
-            raise _Skip("empty file")
-        with warnings.catch_warnings():
-            # Only inside this block: PIL's global settings stay as the process has them.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=_safe_formats()) as opened:
-                opened.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale
-                opened.load()
-                upright = ImageOps.exif_transpose(opened)
-                fitted = ImageOps.fit(upright.convert(mode), (image_size, image_size))
-    except _Skip:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _Skip("image too large (decompression bomb guard)") from err
-    except UnidentifiedImageError as err:
-        raise _Skip("not an image") from err
-    except (PermissionError, FileNotFoundError) as err:
-        raise _Skip("cannot be read") from err
-    except Exception as err:  # noqa: BLE001 - any decoder failure means this one file is unusable
-        raise _Skip("truncated or corrupt image") from err
-    pixels = np.asarray(fitted, dtype=np.uint8)
-    if pixels.ndim == 2:
-        return pixels[np.newaxis].copy()
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
-
-
-def _safe_formats() -> list[str]:
-    Image.init()
-    return [name for name in Image.OPEN if name not in _FORMATS_RUNNING_PROGRAMS]

@@ -1,0 +1,68 @@
+"""Walking an untrusted tree of files without leaving it.
+
+Holdings folders and seized media are walked alike: depth first, in name order,
+following links only while they stay inside the root, each real file once.
+"""
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from fl_client.holdings.holdings import SkippedFile
+
+
+def regular_files(
+    path: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile], skip_hidden: bool
+) -> Iterator[Path]:
+    """Regular files under `path` (itself included), depth first in name order.
+
+    Links that leave `boundary`, loops and special files are recorded in `skipped`
+    instead, and so are hidden entries when `skip_hidden` (holdings; seized media
+    keeps them). Links inside `boundary` are followed once; `seen` holds the real
+    paths read so far.
+    """
+    real = _admit(path, boundary, seen, skipped)
+    if real is None:
+        return
+    if not real.is_dir():
+        yield path
+        return
+    try:
+        entries = sorted(path.iterdir(), key=lambda entry: entry.name)
+    except OSError:
+        skipped.append(SkippedFile(str(path), "folder cannot be read"))
+        return
+    for entry in entries:
+        if skip_hidden and entry.name.startswith("."):
+            reason = "hidden folder" if entry.is_dir() else "hidden file"
+            skipped.append(SkippedFile(str(entry), reason))
+            continue
+        yield from regular_files(entry, boundary, seen, skipped, skip_hidden)
+
+
+def _admit(path: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile]) -> Path | None:
+    """The real path of a folder or regular file that may be read, else None (recorded)."""
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        skipped.append(SkippedFile(str(path), "broken symlink"))
+        return None
+    except (OSError, RuntimeError):  # a symlink loop
+        skipped.append(SkippedFile(str(path), "unresolvable symlink"))
+        return None
+    if not real.is_relative_to(boundary):
+        skipped.append(SkippedFile(str(path), "symlink leads outside the root (not followed)"))
+        return None
+    if real in seen:
+        skipped.append(SkippedFile(str(path), "already read through another link"))
+        return None
+    try:
+        mode = real.stat().st_mode
+    except OSError:
+        skipped.append(SkippedFile(str(path), "cannot be read"))
+        return None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        skipped.append(SkippedFile(str(path), "not a regular file"))
+        return None
+    seen.add(real)
+    return real
