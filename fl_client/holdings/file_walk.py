@@ -4,6 +4,7 @@ Holdings folders and seized media are walked alike: depth first, in name order,
 following links only while they stay inside the root, each real file once.
 """
 
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,17 +28,40 @@ def regular_files(
     if not real.is_dir():
         yield path
         return
+    yield from _folder(path, real, boundary, seen, skipped, skip_hidden)
+
+
+def _folder(
+    path: Path, real: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile], skip_hidden: bool
+) -> Iterator[Path]:
+    """The contents of an admitted folder. Only links are resolved; the rest is known
+    from the directory listing itself, so large trees walk without a stat per file."""
     try:
-        entries = sorted(path.iterdir(), key=lambda entry: entry.name)
+        with os.scandir(path) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
     except OSError:
         skipped.append(SkippedFile(str(path), "folder cannot be read"))
         return
     for entry in entries:
+        entry_path = path / entry.name
         if skip_hidden and entry.name.startswith("."):
             reason = "hidden folder" if entry.is_dir() else "hidden file"
-            skipped.append(SkippedFile(str(entry), reason))
+            skipped.append(SkippedFile(str(entry_path), reason))
             continue
-        yield from regular_files(entry, boundary, seen, skipped, skip_hidden)
+        if entry.is_symlink():
+            yield from regular_files(entry_path, boundary, seen, skipped, skip_hidden)
+            continue
+        entry_real = real / entry.name
+        if entry_real in seen:
+            skipped.append(SkippedFile(str(entry_path), "already read through another link"))
+        elif entry.is_dir(follow_symlinks=False):
+            seen.add(entry_real)
+            yield from _folder(entry_path, entry_real, boundary, seen, skipped, skip_hidden)
+        elif entry.is_file(follow_symlinks=False):
+            seen.add(entry_real)
+            yield entry_path
+        else:
+            skipped.append(SkippedFile(str(entry_path), "not a regular file"))
 
 
 def _admit(path: Path, boundary: Path, seen: set[Path], skipped: list[SkippedFile]) -> Path | None:
