@@ -30,6 +30,9 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     strategy_state: dict[str, torch.Tensor]
     history: list[RoundRecord]
+    # The model's architecture, classes and input (`models.ModelSpec`), so that a
+    # checkpoint can also be loaded for triage.
+    model_spec: dict[str, Any] | None = None
 
     def arrays(self) -> ArrayRecord:
         """The global model as Flower arrays."""
@@ -72,6 +75,7 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint, keep_last: int) -> 
             "model_state": checkpoint.model_state,
             "strategy_state": checkpoint.strategy_state,
             "history": [dataclasses.asdict(record) for record in checkpoint.history],
+            **({"model_spec": checkpoint.model_spec} if checkpoint.model_spec else {}),
         },
         partial,
     )
@@ -96,4 +100,5 @@ def load_checkpoint(path: Path) -> Checkpoint:
         model_state=raw["model_state"],
         strategy_state=raw["strategy_state"],
         history=[RoundRecord(**record) for record in raw["history"]],
+        model_spec=raw.get("model_spec"),
     )

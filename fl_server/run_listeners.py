@@ -10,6 +10,7 @@ from fl_server.checkpoint import Checkpoint, save_checkpoint, strategy_state
 from fl_server.federation_rounds import RoundListener
 from fl_server.round_record import RoundRecord
 from fl_server.tracking import RunTracker
+from models import ModelSpec
 
 
 class FanOut:
@@ -57,7 +58,10 @@ class TrackingListener:
 class CheckpointListener:
     """Writes a checkpoint after every completed round (not after round 0)."""
 
-    def __init__(self, directory: Path, strategy: Strategy, keep_last: int, history: list[RoundRecord]) -> None:
+    def __init__(
+        self, directory: Path, strategy: Strategy, keep_last: int, history: list[RoundRecord], spec: ModelSpec
+    ) -> None:
+        self._spec = spec
         self._directory = directory
         self._strategy = strategy
         self._keep_last = keep_last
@@ -76,6 +80,7 @@ class CheckpointListener:
             model_state=arrays.to_torch_state_dict(),
             strategy_state=strategy_state(self._strategy),
             history=self._history,
+            model_spec=self._spec.to_dict(),
         )
         self.latest = save_checkpoint(self._directory, checkpoint, self._keep_last)
 

@@ -29,7 +29,7 @@ from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
 from fl_server.run_summary import RunSummary, write_summary
 from fl_server.strategy_factory import build_strategy
 from fl_server.tracking import build_tracker
-from models import build_model
+from models import MODEL_SPEC_METADATA, ModelSpec, build_model, save_model_file
 
 disable_phone_home()
 logger = logging.getLogger("fedtriage.server")
@@ -65,7 +65,7 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
     tracker = build_tracker(settings, output_dir)
     tracker.start(settings)
     checkpoints = CheckpointListener(
-        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history
+        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, ModelSpec.from_settings(settings)
     )
     fed = settings.federation
     rounds = FederationRounds(
@@ -97,9 +97,11 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
         raise
 
     model.load_state_dict(outcome.arrays.to_torch_state_dict())
-    final_model_path = output_dir / "final_model.pt"
-    torch.save(model.state_dict(), final_model_path)
-    tracked = tracker.finish(outcome.history, model, checkpoints.latest, "FINISHED")
+    spec = ModelSpec.from_settings(settings)
+    final_model_path = save_model_file(output_dir / "final_model.pt", model, spec)
+    tracked = tracker.finish(
+        outcome.history, model, checkpoints.latest, "FINISHED", {MODEL_SPEC_METADATA: spec.to_dict()}
+    )
     summary = RunSummary(
         status="FINISHED",
         output_dir=str(output_dir),

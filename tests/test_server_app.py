@@ -12,6 +12,7 @@ from fl_protocol.run_config import load_settings, to_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.federation_rounds import FederationError
 from fl_server.server_app import run_federation
+from models import load_model_file
 from tests.support.inprocess_grid import InProcessGrid
 
 
@@ -46,8 +47,8 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Pa
     )
     assert resumed.rounds_completed == 3
     assert resumed.final_metrics == pytest.approx(straight.final_metrics, rel=1e-6)
-    final = torch.load(resumed.final_model_path, weights_only=True)
-    expected = torch.load(straight.final_model_path, weights_only=True)
+    final = load_model_file(Path(resumed.final_model_path))[0].state_dict()
+    expected = load_model_file(Path(straight.final_model_path))[0].state_dict()
     assert all(torch.allclose(final[k], expected[k], atol=1e-6) for k in expected)
     history = json.loads((Path(resumed.output_dir) / "history.json").read_text())
     assert [record["round"] for record in history] == [0, 1, 2, 3]  # the history carries on

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from mlflow import MlflowClient
@@ -168,13 +168,16 @@ class MlflowTracker:
         model: torch.nn.Module | None,
         checkpoint_path: Path | None,
         status: str,
+        model_metadata: dict[str, Any] | None = None,
     ) -> TrackedRun:
         """Write the local history, log the outcome, close the run with `status`."""
         check_status(status)
         history_path = write_local_history(history, self._output_dir)
         logged_model = None
         if self._client is not None and self._run_id is not None:
-            logged_model = self._log_outcome(self._client, self._run_id, history, model, checkpoint_path)
+            logged_model = self._log_outcome(
+                self._client, self._run_id, history, model, checkpoint_path, model_metadata
+            )
             with self._guard.attempt("close the run"):
                 self._client.set_terminated(self._run_id, status)
                 if self._parent_run_id is not None:
@@ -231,6 +234,7 @@ class MlflowTracker:
         history: list[RoundRecord],
         model: torch.nn.Module | None,
         checkpoint_path: Path | None,
+        model_metadata: dict[str, Any] | None,
     ) -> LoggedModel | None:
         """Each piece separately guarded: a failed model upload must not cost the plot."""
         with self._guard.attempt("log the history"):
@@ -242,7 +246,7 @@ class MlflowTracker:
         if self._settings.log_model and model is not None:
             with self._guard.attempt("log the final model"):
                 logged_model = log_pytorch_model(
-                    self._tracking_uri, run_id, model, self._settings.registered_model_name or None
+                    self._tracking_uri, run_id, model, self._settings.registered_model_name or None, model_metadata
                 )
         if checkpoint_path is not None:
             with self._guard.attempt("log the final checkpoint"):

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import mlflow
 import mlflow.pytorch
@@ -27,7 +28,11 @@ class LoggedModel:
 
 
 def log_pytorch_model(
-    tracking_uri: str, run_id: str, model: torch.nn.Module, registered_model_name: str | None
+    tracking_uri: str,
+    run_id: str,
+    model: torch.nn.Module,
+    registered_model_name: str | None,
+    metadata: dict[str, Any] | None = None,
 ) -> LoggedModel:
     """Log `model` under the name "model" in run `run_id`.
 
@@ -43,6 +48,7 @@ def log_pytorch_model(
             name="model",
             registered_model_name=registered_model_name,
             serialization_format="pickle",
+            metadata=metadata,
             pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
         )
     version = info.registered_model_version

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -51,8 +51,12 @@ class RunTracker(Protocol):
         model: torch.nn.Module | None,
         checkpoint_path: Path | None,
         status: str,
+        model_metadata: dict[str, Any] | None = None,
     ) -> TrackedRun:
-        """Record the outcome (history, plots, final model, checkpoint) and close the run."""
+        """Record the outcome (history, plots, final model, checkpoint) and close the run.
+
+        `model_metadata` is stored with the logged model (e.g. its spec, for triage).
+        """
         ...
 
 
@@ -94,6 +98,7 @@ class NullTracker:
         model: torch.nn.Module | None,
         checkpoint_path: Path | None,
         status: str,
+        model_metadata: dict[str, Any] | None = None,
     ) -> TrackedRun:
         check_status(status)
         if self._output_dir is not None:
