@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fl_protocol.errors import ConfigError
 
-HOLDINGS_SOURCES = ("digits", "folder", "synthetic")
+HOLDINGS_SOURCES = ("digits", "folder", "synthetic", "vics")
 PARTITION_SCHEMES = ("iid", "dirichlet", "shards")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("cpu", "cuda", "auto")
@@ -45,6 +45,10 @@ class HoldingsSettings:
     test_fraction: float = MISSING
     val_fraction: float = MISSING
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    # Source "vics": the folder the case's RelativeFilePaths start from; null: the case file's folder.
+    vics_root: str | None = None
+    # Source "vics": the VICS Category code of each class in `classes`, in the same order.
+    vics_categories: list[int] | None = None
 
 
 @dataclass
@@ -250,8 +254,10 @@ def check_ranges(settings: RunSettings) -> None:
     """Check values the schema's types cannot express; raise `ConfigError`."""
     hold = settings.holdings
     _one_of(hold.source, HOLDINGS_SOURCES, "holdings.source")
-    if hold.source in ("folder", "synthetic"):
+    if hold.source in ("folder", "synthetic", "vics"):
         _require(bool(hold.path), "holdings.path", f"required for source {hold.source!r}")
+    if hold.source == "vics":
+        _check_vics_holdings(hold)
     _require(hold.image_size >= 4, "holdings.image_size", f"must be >= 4, got {hold.image_size}")
     _require(hold.channels in (1, 3), "holdings.channels", f"must be 1 or 3, got {hold.channels}")
     _require(0.0 <= hold.test_fraction < 1.0, "holdings.test_fraction", f"must be in [0, 1), got {hold.test_fraction}")
@@ -302,6 +308,24 @@ def check_ranges(settings: RunSettings) -> None:
     _require(bool(settings.tracking.experiment_name), "tracking.experiment_name", "must not be empty")
     _require(settings.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     _require(settings.simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
+
+
+def _check_vics_holdings(hold: HoldingsSettings) -> None:
+    """A VICS case is labelled by Category codes: one distinct code per named class."""
+    if not hold.classes:
+        raise ConfigError("holdings.classes", "required for source 'vics' (the class names, in label order)")
+    codes = hold.vics_categories
+    if codes is None:
+        raise ConfigError(
+            "holdings.vics_categories", "required for source 'vics' (the VICS Category code of each class)"
+        )
+    _require(
+        len(codes) == len(hold.classes),
+        "holdings.vics_categories",
+        f"needs one category code per class: {len(codes)} codes for {len(hold.classes)} classes",
+    )
+    _require(len(set(codes)) == len(codes), "holdings.vics_categories", f"codes must be distinct, got {codes}")
+    _require(all(code >= 0 for code in codes), "holdings.vics_categories", f"codes must be >= 0, got {codes}")
 
 
 def _check_update_protection(settings: RunSettings) -> None:
@@ -391,6 +415,7 @@ def with_absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
     """
     keys = (
         ("holdings", "path"),
+        ("holdings", "vics_root"),
         ("model", "weights_path"),
         ("checkpoint", "resume_from"),
         (None, "output_dir"),

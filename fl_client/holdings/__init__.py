@@ -10,6 +10,14 @@ from fl_client.holdings.partition import class_histograms, format_histograms, pa
 from fl_client.holdings.simulated_node import NodeHoldings, central_test_holdings, simulated_node_holdings
 from fl_client.holdings.splits import split_holdout, train_val_split
 from fl_client.holdings.synthetic import ensure_synthetic_holdings, write_synthetic_holdings
+from fl_client.holdings.vics import (
+    VicsError,
+    VicsMedia,
+    VicsProblem,
+    load_vics_holdings,
+    read_vics_media,
+    resolve_media_path,
+)
 
 __all__ = [
     "Holdings",
@@ -17,6 +25,9 @@ __all__ = [
     "HoldingsReport",
     "NodeHoldings",
     "SkippedFile",
+    "VicsError",
+    "VicsMedia",
+    "VicsProblem",
     "central_test_holdings",
     "class_histograms",
     "discover_classes",
@@ -25,7 +36,10 @@ __all__ = [
     "load_digits_holdings",
     "load_folder_holdings",
     "load_holdings",
+    "load_vics_holdings",
     "partition_indices",
+    "read_vics_media",
+    "resolve_media_path",
     "simulated_node_holdings",
     "split_holdout",
     "train_val_split",

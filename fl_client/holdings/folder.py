@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fl_client.holdings.file_walk import regular_files
-from fl_client.holdings.holdings import Holdings, HoldingsError, HoldingsReport, SkippedFile, describe_skipped
+from fl_client.holdings.holdings import Holdings, HoldingsError, SkippedFile, describe_skipped
 from fl_client.holdings.image_decoding import UnreadableImage, read_image
 from fl_protocol.errors import ConfigError
 
@@ -102,19 +101,7 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
                 "add images or remove the class from holdings.classes"
             )
 
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
-    report = HoldingsReport(
-        source=f"folder {root}",
-        loaded=len(labels),
-        skipped=skipped,
-        class_counts={name: int(count) for name, count in zip(classes, counts)},
-    )
-    return Holdings(
-        images=torch.from_numpy(np.stack(images)),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        classes=classes,
-        report=report,
-    )
+    return Holdings.from_decoded(images, labels, classes, f"folder {root}", skipped)
 
 
 def _check_root(root: Path) -> None:

@@ -93,6 +93,25 @@ class Holdings:
                 f"labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} {tuple(self.labels.shape)}"
             )
 
+    @classmethod
+    def from_decoded(
+        cls,
+        images: Sequence[np.ndarray],
+        labels: Sequence[int],
+        classes: tuple[str, ...],
+        source: str,
+        skipped: list[SkippedFile],
+    ) -> "Holdings":
+        """Holdings from a loader's decoded uint8 [C, H, W] images, with their report."""
+        label_tensor = torch.tensor(labels, dtype=torch.int64)
+        report = HoldingsReport(
+            source=source,
+            loaded=len(labels),
+            skipped=skipped,
+            class_counts=dict(zip(classes, _histogram(label_tensor, len(classes)))),
+        )
+        return cls(images=torch.from_numpy(np.stack(images)), labels=label_tensor, classes=classes, report=report)
+
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from fl_client.holdings.digits import load_digits_holdings
 from fl_client.holdings.folder import discover_classes, load_folder_holdings
 from fl_client.holdings.holdings import Holdings, HoldingsError
+from fl_client.holdings.vics import load_vics_holdings
 from fl_protocol.errors import ConfigError
 from fl_protocol.settings import HOLDINGS_SOURCES, HoldingsSettings
 
@@ -28,6 +29,23 @@ def load_holdings(settings: HoldingsSettings) -> Holdings:
             )
         classes = settings.classes if settings.classes is not None else discover_classes(root)
         return load_folder_holdings(root, classes, settings.image_size, settings.channels)
+    if settings.source == "vics":
+        return _load_vics(settings)
     raise ConfigError(
         "holdings.source", f"unknown value {settings.source!r}; choose one of {', '.join(HOLDINGS_SOURCES)}"
+    )
+
+
+def _load_vics(settings: HoldingsSettings) -> Holdings:
+    """A categorized VICS case; its paths are read under `vics_root`, else the case file's folder."""
+    if not settings.path:
+        raise ConfigError("holdings.path", "required for source 'vics' (the VICS case file)")
+    if not settings.classes:
+        raise ConfigError("holdings.classes", "required for source 'vics' (the class names, in label order)")
+    if settings.vics_categories is None:
+        raise ConfigError("holdings.vics_categories", "required for source 'vics' (the Category code of each class)")
+    case_file = Path(settings.path)
+    root = Path(settings.vics_root) if settings.vics_root else case_file.parent
+    return load_vics_holdings(
+        case_file, root, settings.classes, settings.vics_categories, settings.image_size, settings.channels
     )
