@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score, roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -63,6 +62,8 @@ def evaluate_model(
     if num_classes is not None and width != num_classes:
         raise ValueError(f"the model scores {width} classes, expected num_classes={num_classes}")
 
+    from sklearn.metrics import f1_score  # on use: triage scores without evaluating, and skips sklearn
+
     loss = F.cross_entropy(logits, labels, reduction="mean").item()
     predicted = logits.argmax(dim=1).numpy()
     truth = labels.numpy()
@@ -95,5 +96,7 @@ def _binary_roc_auc(logits: torch.Tensor, truth: np.ndarray) -> float | None:
     """ROC-AUC of the positive-class probability; None unless both of two classes occur."""
     if logits.shape[1] != 2 or set(np.unique(truth).tolist()) != {0, 1}:
         return None
+    from sklearn.metrics import roc_auc_score
+
     positive = torch.softmax(logits, dim=1)[:, 1].numpy()
     return float(roc_auc_score(truth, positive))

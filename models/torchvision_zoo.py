@@ -8,7 +8,6 @@ should not hand these models a trailing batch of one.
 """
 
 from torch import nn
-from torchvision.models import mobilenet_v3_small, resnet18
 
 # Below this side the networks' 4x-downsampling ImageNet stems would leave too little
 # image for the deeper stages, so the stems keep full resolution instead.
@@ -21,6 +20,8 @@ def build_resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Mo
     Images under 64 pixels get the CIFAR-style stem (3x3 stride-1 conv, no max-pool),
     so that a 32x32 image still reaches the last stage as 4x4 rather than 1x1.
     """
+    from torchvision.models import resnet18  # on use: a small-CNN triage run skips torchvision
+
     model = resnet18(weights=None, num_classes=num_classes)
     if image_size < _SMALL_IMAGE_SIDE:
         model.conv1 = _stem_conv(in_channels, model.conv1.out_channels, kernel_size=3, stride=1)
@@ -36,6 +37,8 @@ def build_mobilenet_v3_small(num_classes: int, in_channels: int, image_size: int
     Images under 64 pixels get a stride-1 first conv, halving the total downsampling;
     8x8 inputs still run (the deeper stages work on 1x1 maps).
     """
+    from torchvision.models import mobilenet_v3_small
+
     model = mobilenet_v3_small(weights=None, num_classes=num_classes)
     first = model.features[0][0]
     assert isinstance(first, nn.Conv2d)

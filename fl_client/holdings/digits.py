@@ -3,7 +3,6 @@
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
 from fl_client.holdings.holdings import Holdings, HoldingsReport
 from fl_protocol.errors import ConfigError
@@ -19,6 +18,8 @@ def load_digits_holdings(settings: HoldingsSettings) -> Holdings:
     The same settings yield the same tensors on every node, so models built for
     `holdings.image_size` and `holdings.channels` fit whichever source is chosen.
     """
+    from sklearn.datasets import load_digits  # on use: triage, which never reads digits, skips sklearn
+
     digits = load_digits()
     native_names = [str(name) for name in digits.target_names]
     classes = tuple(settings.classes) if settings.classes is not None else tuple(native_names)
