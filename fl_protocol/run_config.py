@@ -47,12 +47,14 @@ def settings_from_run_config(run_config: Mapping[str, Any]) -> RunSettings:
     return settings_from_mapping(with_absolute_paths(compose_config(overrides), Path.cwd()))
 
 
-def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Compose `configs/config.yaml` with Hydra overrides into a resolved plain dict."""
+def compose_config(
+    overrides: Sequence[str] = (), config_name: str = CONFIG_NAME, config_dir: Path = CONFIG_DIR
+) -> dict[str, Any]:
+    """Compose `<config_dir>/<config_name>.yaml` with Hydra overrides into a resolved plain dict."""
     with _COMPOSE_LOCK:
         try:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-                config = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+            with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+                config = compose(config_name=config_name, overrides=list(overrides))
             resolved = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None) or "config"

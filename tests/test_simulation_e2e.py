@@ -138,3 +138,40 @@ def _is_loopback_or_unspecified(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_unspecified
+
+
+def test_fedtriage_classify_ranks_a_seized_folder_with_the_registered_model(
+    simulated_run: FinishedRun, tmp_path: Path
+) -> None:
+    """The console script a unit runs, reading the model from the run's MLflow registry."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    seized = tmp_path / "seized"
+    (seized / "DCIM").mkdir(parents=True)
+    truth: dict[str, int] = {}
+    for index in range(len(digits.images) - 60, len(digits.images)):
+        pixels = np.rint(digits.images[index] * (255 / 16)).clip(0, 255).astype(np.uint8)
+        name = f"DCIM/IMG_{index:04d}.png"
+        Image.fromarray(pixels, mode="L").save(seized / name)
+        truth[name] = int(digits.target[index])
+    (seized / "DCIM" / "IMG_9999.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "triage"
+    fedtriage = Path(sys.executable).with_name("fedtriage")
+    completed = subprocess.run(
+        [str(fedtriage), "classify", f"source={seized}", "model=models:/fedtriage-model/1",
+         f"tracking_uri={simulated_run.tracking_uri}", "relevant_classes=[7]", f"out={out}", "progress=false"],
+        env=simulate_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "classified:        60" in completed.stdout and "unreadable:        1" in completed.stdout
+
+    report = json.loads((out / "triage.json").read_text())
+    assert (report["summary"]["model"], report["summary"]["model_version"]) == ("fedtriage-model", "1")
+    ranked = [f for f in report["files"] if f["status"] == "classified"]
+    sevens = [truth[f["relative_path"]] == 7 for f in ranked]
+    top = sevens[: sum(sevens)]
+    assert sum(top) >= 0.7 * len(top)  # the sevens come first
+    assert [f["relative_path"] for f in report["files"] if f["status"] == "unreadable"] == ["DCIM/IMG_9999.png"]

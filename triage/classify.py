@@ -1,0 +1,87 @@
+"""One triage run: model, known hashes, discovery, the streaming pipeline, the reports."""
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from fl_client.holdings.vics import VicsProblem, read_vics_media, resolve_media_path
+from fl_protocol.errors import ConfigError
+from triage.journal import Journal
+from triage.known_hashes import load_known_hashes
+from triage.media import RefusedEntry
+from triage.media_walk import walk_media
+from triage.model_source import load_triage_model
+from triage.pipeline import PipelineLimits, Scorer, classify_pending
+from triage.progress import Progress
+from triage.reports import TriageSummary, write_reports
+from triage.settings import ClassifySettings, settings_fingerprint
+
+
+def classify_media(settings: ClassifySettings) -> TriageSummary:
+    """Triage `settings.source` into `settings.out`, resuming a run left unfinished there."""
+    torch.set_num_threads(settings.torch_threads)
+    model = load_triage_model(settings.model, settings.model_version, settings.tracking_uri)
+    relevant = relevant_indices(settings.relevant_classes, model.spec.classes)
+    known = load_known_hashes([Path(path) for path in settings.known_hashes])
+    journal = Journal(Path(settings.out), settings_fingerprint(settings, model.name, model.version))
+    try:
+        root = _discover(journal, Path(settings.source), settings.source_root)
+        progress = Progress(journal.pending_count(), settings.progress)
+        classify_pending(
+            journal,
+            root,
+            known,
+            Scorer(model, relevant),
+            PipelineLimits(
+                batch_size=settings.batch_size,
+                decode_workers=settings.decode_workers,
+                max_image_pixels=settings.max_image_pixels,
+                max_file_bytes=int(settings.max_file_mb * 2**20),
+            ),
+            progress.advance,
+        )
+        progress.close()
+        return write_reports(journal, settings, model, journal.run_value("case-id", str(uuid.uuid4())))
+    finally:
+        journal.close()
+
+
+def relevant_indices(names: Sequence[str] | None, classes: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the classes whose probabilities make up the score."""
+    if names is None:
+        if len(classes) != 2:
+            raise ConfigError(
+                "relevant_classes", f"the model has classes {list(classes)}: name those that make a file relevant"
+            )
+        return (1,)
+    unknown = [name for name in names if name not in classes]
+    if unknown or not names:
+        raise ConfigError("relevant_classes", f"{unknown or names} not among the model's classes {list(classes)}")
+    return tuple(classes.index(name) for name in names)
+
+
+def _discover(journal: Journal, source: Path, source_root: str | None) -> Path:
+    """Record every file of the source in the journal; return the root files are read from."""
+    if source.is_dir():
+        for entry in walk_media(source):
+            if isinstance(entry, RefusedEntry):
+                journal.discover(entry.relative_path, None, refusal=entry.reason)
+            else:
+                journal.discover(entry.relative_path, None)
+        journal.commit()
+        return source
+    root = Path(source_root) if source_root else source.parent
+    for entry in read_vics_media(source):
+        if isinstance(entry, VicsProblem):
+            journal.discover(f"<entry {entry.index}>", None, refusal=entry.reason)
+            continue
+        if not entry.relative_path:
+            journal.discover(f"<media {entry.media_id}>", entry.media_id, refusal="no RelativeFilePath")
+            continue
+        located = resolve_media_path(root, entry.relative_path)
+        refusal = located if isinstance(located, str) else None
+        journal.discover(entry.relative_path, entry.media_id, refusal=refusal)
+    journal.commit()
+    return root

@@ -1,0 +1,183 @@
+"""The triage journal: one SQLite row per file, written as the run goes.
+
+It is what makes a run resumable (finished files are never classified again), what
+keeps memory flat however many files there are (results live on disk, rankings are
+SQL queries), and the single source every report is written from.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JOURNAL_FILE = "journal.sqlite"
+
+PENDING = "pending"
+CLASSIFIED = "classified"
+KNOWN = "known"
+UNREADABLE = "unreadable"
+VIDEO = "video"
+REFUSED = "refused"
+STATUSES = (CLASSIFIED, KNOWN, UNREADABLE, VIDEO, REFUSED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS media (
+    seq INTEGER PRIMARY KEY,
+    relative_path TEXT NOT NULL UNIQUE,
+    media_id INTEGER,
+    status TEXT NOT NULL,
+    reason TEXT,
+    size INTEGER,
+    md5 TEXT,
+    sha1 TEXT,
+    score REAL,
+    predicted TEXT,
+    attempt INTEGER
+);
+CREATE INDEX IF NOT EXISTS media_status ON media(status);
+"""
+
+
+class JournalMismatch(ValueError):
+    """The output folder holds a journal of a run with other settings or another model."""
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A discovered file still to be hashed and classified."""
+
+    seq: int
+    relative_path: str
+    media_id: int | None
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What triage found out about one file (no image content)."""
+
+    seq: int
+    status: str
+    reason: str | None = None
+    size: int | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    score: float | None = None
+    predicted: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One file as the reports show it."""
+
+    seq: int
+    relative_path: str
+    media_id: int | None
+    status: str
+    reason: str | None
+    size: int | None
+    md5: str | None
+    sha1: str | None
+    score: float | None
+    predicted: str | None
+
+
+class Journal:
+    """The journal of one triage run in its output folder."""
+
+    def __init__(self, out: Path, fingerprint: dict[str, Any]) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(out / JOURNAL_FILE)
+        # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
+        wanted = json.dumps(fingerprint, sort_keys=True)
+        if stored is None:
+            self._db.execute("INSERT INTO run VALUES ('fingerprint', ?)", (wanted,))
+            self._db.commit()
+        elif stored[0] != wanted:
+            raise JournalMismatch(
+                f"out: {out} holds a triage run of other settings or another model "
+                f"({stored[0]}); use a new output folder to start afresh"
+            )
+        # Which run of this output folder stored an outcome: a resumed run leaves earlier ones be.
+        self.attempt = int(self.run_value("attempts", "0")) + 1
+        self._db.execute("UPDATE run SET value = ? WHERE key = 'attempts'", (str(self.attempt),))
+        self._db.commit()
+
+    def run_value(self, key: str, default: str) -> str:
+        """A value fixed on the first run and kept on resumption (e.g. the VICS CaseID)."""
+        stored = self._db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+        if stored is not None:
+            return str(stored[0])
+        self._db.execute("INSERT INTO run VALUES (?, ?)", (key, default))
+        self._db.commit()
+        return default
+
+    def discover(self, relative_path: str, media_id: int | None, refusal: str | None = None) -> None:
+        """Record a file (once: a resumed run's second discovery changes nothing)."""
+        status, reason = (REFUSED, refusal) if refusal else (PENDING, None)
+        self._db.execute(
+            "INSERT OR IGNORE INTO media (relative_path, media_id, status, reason) VALUES (?, ?, ?, ?)",
+            (relative_path, media_id, status, reason),
+        )
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def pending_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM media WHERE status = ?", (PENDING,)).fetchone()[0])
+
+    def pending(self, chunk: int = 1000) -> Iterator[PendingFile]:
+        """Pending files in discovery order, fetched a chunk at a time."""
+        last = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, relative_path, media_id FROM media WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (PENDING, last, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            for seq, relative_path, media_id in rows:
+                yield PendingFile(seq, relative_path, media_id)
+            last = rows[-1][0]
+
+    def record(self, outcomes: Iterable[FileOutcome]) -> None:
+        """Store outcomes and commit: a crash after this loses none of them."""
+        self._db.executemany(
+            "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, score = ?, predicted = ?, "
+            "attempt = ? WHERE seq = ?",
+            [
+                (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.seq)
+                for o in outcomes
+            ],
+        )
+        self._db.commit()
+
+    def ranked(self) -> Iterator[JournalRow]:
+        """Every file: classified ones by score (highest first), then the rest in discovery order."""
+        cursor = self._db.execute(
+            "SELECT seq, relative_path, media_id, status, reason, size, md5, sha1, score, predicted FROM media "
+            "ORDER BY CASE status WHEN ? THEN 0 ELSE 1 END, score DESC, seq",
+            (CLASSIFIED,),
+        )
+        for row in cursor:
+            yield JournalRow(*row)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM media GROUP BY status")
+        return {status: count for status, count in rows}
+
+    def count_at_or_above(self, score: float) -> int:
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM media WHERE status = ? AND score >= ?", (CLASSIFIED, score)
+            ).fetchone()[0]
+        )
+
+    def close(self) -> None:
+        self._db.close()

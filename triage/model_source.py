@@ -1,0 +1,75 @@
+"""Where the triage model comes from: a file, an MLflow model URI, or a registered version.
+
+Whatever the source, triage gets the module, its `ModelSpec` (classes, input size)
+and a name and version to write into every report, so a ranking can always be traced
+to the model that produced it.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from fl_protocol.errors import ConfigError
+from models import MODEL_SPEC_METADATA, ModelSpec, load_model_file
+
+
+@dataclass
+class TriageModel:
+    """A model ready to score, and how reports name it."""
+
+    module: nn.Module
+    spec: ModelSpec
+    name: str
+    version: str
+
+
+def load_triage_model(source: str, version: str | None, tracking_uri: str | None) -> TriageModel:
+    """`source`: a model file, `models:/<name>/<version>`, `runs:/<id>/model`, or a registered name.
+
+    A registered name needs `version` (`model_version`); MLflow sources read from
+    `tracking_uri` (else MLflow's own resolution).
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        try:
+            module, spec = load_model_file(path)
+        except (ValueError, RuntimeError, OSError) as err:
+            raise ConfigError("model", f"{path} cannot be loaded: {err}") from err
+        return TriageModel(module, spec, name=path.name, version=_file_version(path))
+    if "/" not in source and ":" not in source:
+        if not version:
+            raise ConfigError("model_version", f"give the version of registered model {source!r}")
+        return _from_mlflow(f"models:/{source}/{version}", tracking_uri, source, version)
+    if source.startswith(("models:/", "runs:/")):
+        parts = source.split("/")
+        name, label = (parts[1], parts[2]) if source.startswith("models:/") and len(parts) > 2 else (source, "-")
+        return _from_mlflow(source, tracking_uri, name, label)
+    raise ConfigError("model", f"{source!r} is neither a model file nor an MLflow model URI (models:/ or runs:/)")
+
+
+def _from_mlflow(uri: str, tracking_uri: str | None, name: str, version: str) -> TriageModel:
+    import mlflow  # only MLflow sources need it
+
+    try:
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        info = mlflow.models.get_model_info(uri)
+        module = mlflow.pytorch.load_model(uri, map_location="cpu")
+    except Exception as err:  # MLflow raises many kinds: all mean "cannot load this model"
+        raise ConfigError("model", f"MLflow could not load {uri}: {err}") from err
+    metadata = info.metadata or {}
+    if MODEL_SPEC_METADATA not in metadata:
+        raise ConfigError("model", f"{uri} carries no fedtriage model spec (classes, input size) in its metadata")
+    return TriageModel(module, ModelSpec.from_dict(metadata[MODEL_SPEC_METADATA]), name, version)
+
+
+def _file_version(path: Path) -> str:
+    """A file has no registry version: name it by the first bytes of its SHA-256."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"

@@ -1,0 +1,166 @@
+"""The triage outputs, all written from the journal, ranked by score, never with image content.
+
+CSV and JSON for people and scripts; a VICS 2.0 export for the investigators' forensic
+tools, with the scores as MediaMetadata naming the model and its version. Each file
+is streamed row by row, so writing a million rows needs no more memory than one.
+"""
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from triage.journal import CLASSIFIED, KNOWN, REFUSED, UNREADABLE, VIDEO, Journal, JournalRow
+from triage.model_source import TriageModel
+from triage.settings import ClassifySettings
+from triage.vics_export import VicsExportEntry, write_vics_export
+
+CSV_FILE = "triage.csv"
+JSON_FILE = "triage.json"
+VICS_FILE = "triage_vics.json"
+SUMMARY_FILE = "summary.json"
+
+_COLUMNS = ("rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "size", "media_id", "reason")
+_METADATA_PREFIX = "fedtriage."
+
+
+@dataclass
+class TriageSummary:
+    """What a triage run saw and where its outputs are."""
+
+    files_seen: int
+    known: int
+    classified: int
+    unreadable: int
+    videos: int
+    refused: int
+    above_threshold: int
+    threshold: float
+    model: str
+    model_version: str
+    out: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"files seen:        {self.files_seen}",
+            f"known (by hash):   {self.known}",
+            f"classified:        {self.classified}",
+            f"  score >= {self.threshold:g}:    {self.above_threshold}",
+            f"unreadable:        {self.unreadable}",
+            f"videos (not handled): {self.videos}",
+            f"refused (links out of the root, special files, bad entries): {self.refused}",
+            f"model: {self.model} (version {self.model_version})",
+            f"outputs: {self.out}/{{{CSV_FILE},{JSON_FILE},{VICS_FILE},{SUMMARY_FILE}}}",
+        ]
+
+
+def summarize(journal: Journal, settings: ClassifySettings, model: TriageModel) -> TriageSummary:
+    counts = journal.counts()
+    return TriageSummary(
+        files_seen=sum(counts.values()),
+        known=counts.get(KNOWN, 0),
+        classified=counts.get(CLASSIFIED, 0),
+        unreadable=counts.get(UNREADABLE, 0),
+        videos=counts.get(VIDEO, 0),
+        refused=counts.get(REFUSED, 0),
+        above_threshold=journal.count_at_or_above(settings.threshold),
+        threshold=settings.threshold,
+        model=model.name,
+        model_version=model.version,
+        out=settings.out,
+    )
+
+
+def write_reports(journal: Journal, settings: ClassifySettings, model: TriageModel, case_id: str) -> TriageSummary:
+    """Write every output into `settings.out` and return the summary."""
+    out = Path(settings.out)
+    summary = summarize(journal, settings, model)
+    _atomic_text(out / SUMMARY_FILE, json.dumps(asdict(summary), indent=2))
+    _write_csv(out / CSV_FILE, journal)
+    _write_json(out / JSON_FILE, journal, summary)
+    write_vics_export(
+        out / VICS_FILE,
+        _vics_entries(journal, settings, model),
+        profile=settings.vics_profile,
+        case_id=case_id,
+        case_number=settings.case_number,
+        source_application="fedtriage",
+    )
+    return summary
+
+
+def _ranked(journal: Journal) -> Iterator[tuple[int, JournalRow]]:
+    for rank, row in enumerate(journal.ranked(), start=1):
+        yield rank, row
+
+
+def _record(rank: int, row: JournalRow) -> dict[str, object]:
+    return {
+        "rank": rank,
+        "relative_path": row.relative_path,
+        "status": row.status,
+        "score": None if row.score is None else round(row.score, 6),
+        "predicted_class": row.predicted,
+        "md5": row.md5,
+        "sha1": row.sha1,
+        "size": row.size,
+        "media_id": row.media_id,
+        "reason": row.reason,
+    }
+
+
+def _write_csv(path: Path, journal: Journal) -> None:
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=_COLUMNS)
+        writer.writeheader()
+        for rank, row in _ranked(journal):
+            writer.writerow({key: "" if value is None else value for key, value in _record(rank, row).items()})
+    os.replace(partial, path)
+
+
+def _write_json(path: Path, journal: Journal, summary: TriageSummary) -> None:
+    partial = path.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8") as stream:
+        stream.write('{"summary": ' + json.dumps(asdict(summary)) + ',\n "files": [')
+        for rank, row in _ranked(journal):
+            stream.write(("\n  " if rank == 1 else ",\n  ") + json.dumps(_record(rank, row)))
+        stream.write("\n ]\n}\n")
+    os.replace(partial, path)
+
+
+def _vics_entries(journal: Journal, settings: ClassifySettings, model: TriageModel) -> Iterator[VicsExportEntry]:
+    """Every file with hashes; scores as MediaMetadata; Category only where thresholds map it."""
+    rules = sorted(settings.category_thresholds, key=lambda rule: rule.min_score, reverse=True)
+    for row in journal.ranked():
+        if row.md5 is None or row.sha1 is None or row.size is None:
+            continue
+        metadata = [
+            (_METADATA_PREFIX + "status", row.status),
+            (_METADATA_PREFIX + "model", model.name),
+            (_METADATA_PREFIX + "model_version", model.version),
+        ]
+        category = None
+        if row.score is not None:
+            metadata += [
+                (_METADATA_PREFIX + "score", f"{row.score:.6f}"),
+                (_METADATA_PREFIX + "predicted_class", row.predicted or ""),
+            ]
+            category = next((rule.category for rule in rules if row.score >= rule.min_score), None)
+        yield VicsExportEntry(
+            media_id=row.media_id if row.media_id is not None else row.seq,
+            md5=row.md5,
+            sha1=row.sha1,
+            size=row.size,
+            relative_path=row.relative_path,
+            metadata=tuple(metadata),
+            category=category,
+        )
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)

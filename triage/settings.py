@@ -1,0 +1,106 @@
+"""Typed settings of `fedtriage classify`, read from configs/triage/classify.yaml plus overrides."""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from configs import CONFIG_DIR
+from fl_protocol.errors import ConfigError
+from fl_protocol.run_config import compose_config
+
+# Its own folder: keys such as `model` would otherwise read as the federation's config groups.
+TRIAGE_CONFIG_DIR = CONFIG_DIR / "triage"
+CLASSIFY_CONFIG = "classify"
+
+
+@dataclass
+class CategoryThreshold:
+    """Files scored at or above `min_score` get VICS `category` (the highest matching wins)."""
+
+    min_score: float = MISSING
+    category: int = MISSING
+
+
+@dataclass
+class ClassifySettings:
+    """Everything one triage run needs; see configs/triage/classify.yaml for the meaning of each."""
+
+    source: str = MISSING
+    source_root: str | None = None
+    model: str = MISSING
+    model_version: str | None = None
+    tracking_uri: str | None = None
+    known_hashes: list[str] = field(default_factory=list)
+    out: str = MISSING
+    relevant_classes: list[str] | None = None
+    threshold: float = MISSING
+    category_thresholds: list[CategoryThreshold] = field(default_factory=list)
+    vics_profile: str = MISSING
+    case_number: str | None = None
+    batch_size: int = MISSING
+    decode_workers: int = MISSING
+    torch_threads: int = MISSING
+    max_image_pixels: int = MISSING
+    max_file_mb: float = MISSING
+    progress: bool = MISSING
+
+
+def load_classify_settings(overrides: list[str], base: Path | None = None) -> ClassifySettings:
+    """configs/triage/classify.yaml with `key=value` overrides; paths made absolute against `base`."""
+    config = compose_config(overrides, config_name=CLASSIFY_CONFIG, config_dir=TRIAGE_CONFIG_DIR)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ClassifySettings), config)
+        settings = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(str(getattr(err, "full_key", None) or "classify"), str(err).split("\n", 1)[0]) from err
+    assert isinstance(settings, ClassifySettings)
+    _absolute_paths(settings, base or Path.cwd())
+    _check(settings)
+    return settings
+
+
+def _absolute_paths(settings: ClassifySettings, base: Path) -> None:
+    def absolute(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    settings.source = absolute(settings.source)
+    settings.out = absolute(settings.out)
+    if settings.source_root:
+        settings.source_root = absolute(settings.source_root)
+    settings.known_hashes = [absolute(path) for path in settings.known_hashes]
+    if Path(settings.model).expanduser().exists() or settings.model.endswith((".pt", ".pth")):
+        settings.model = absolute(settings.model)
+
+
+def _check(settings: ClassifySettings) -> None:
+    def require(condition: bool, key: str, problem: str) -> None:
+        if not condition:
+            raise ConfigError(key, problem)
+
+    require(Path(settings.source).exists(), "source", f"{settings.source} does not exist")
+    require(0.0 <= settings.threshold <= 1.0, "threshold", f"must be in [0, 1], got {settings.threshold}")
+    for index, rule in enumerate(settings.category_thresholds):
+        require(0.0 <= rule.min_score <= 1.0, f"category_thresholds.{index}.min_score", "must be in [0, 1]")
+        require(rule.category >= 0, f"category_thresholds.{index}.category", "must be >= 0")
+    require(settings.vics_profile.replace("_", "").isalnum(), "vics_profile", "letters, digits and _ only")
+    require(settings.batch_size >= 1, "batch_size", f"must be >= 1, got {settings.batch_size}")
+    require(settings.decode_workers >= 1, "decode_workers", f"must be >= 1, got {settings.decode_workers}")
+    require(settings.torch_threads >= 1, "torch_threads", f"must be >= 1, got {settings.torch_threads}")
+    require(settings.max_image_pixels >= 1, "max_image_pixels", "must be >= 1")
+    require(settings.max_file_mb > 0 and math.isfinite(settings.max_file_mb), "max_file_mb", "must be > 0")
+
+
+def settings_fingerprint(settings: ClassifySettings, model_name: str, model_version: str) -> dict[str, Any]:
+    """What must not change between a run and its resumption."""
+    return {
+        "source": settings.source,
+        "model": model_name,
+        "model_version": model_version,
+        "relevant_classes": list(settings.relevant_classes or []),
+        "known_hashes": list(settings.known_hashes),
+    }
