@@ -17,6 +17,7 @@ from PIL import Image
 from fl_client.holdings import write_synthetic_holdings
 from fl_protocol.errors import ConfigError
 from fl_protocol.run_config import load_settings
+from fl_server.checkpoint import Checkpoint, save_checkpoint
 from models import ModelSpec, save_model_file
 from triage.classify import classify_media
 from triage.cli import main
@@ -197,6 +198,23 @@ def test_resuming_with_another_model_is_refused(tmp_path: Path, evidence: Path, 
     other = save_model_file(tmp_path / "other.pt", spec.build(), spec)
     code = main(["classify", f"source={evidence}", f"model={other}", f"out={out}", "progress=false"])
     assert code == 2
+
+
+def test_a_round_checkpoint_scores_like_the_model_file_it_holds(
+    tmp_path: Path, evidence: Path, model_file: Path
+) -> None:
+    saved = torch.load(model_file, weights_only=True)
+    checkpoint = save_checkpoint(
+        tmp_path / "checkpoints",
+        Checkpoint(round=3, model_state=saved["model_state"], strategy_state={}, history=[],
+                   model_spec=saved["model_spec"]),
+        keep_last=1,
+    )
+    from_file = classify_media(triage_settings(evidence, model_file, tmp_path / "a"))
+    from_checkpoint = classify_media(triage_settings(evidence, checkpoint, tmp_path / "b"))
+    assert from_checkpoint.classified == from_file.classified > 0
+    scores = [{row["relative_path"]: row["score"] for row in rows(tmp_path / out)} for out in ("a", "b")]
+    assert scores[0] == scores[1]
 
 
 @pytest.mark.parametrize(
