@@ -4,9 +4,11 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -186,6 +188,43 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
     assert attempts[1] >= 4  # the first run's stored group was kept...
     assert attempts[2] == sum(attempts.values()) - attempts[1]  # ...and only the rest was done again
     assert sum(attempts.values()) == len(rows(out)) - 1  # every file except the refused link
+
+
+def test_ctrl_c_stops_the_command_cleanly_and_the_same_command_resumes(tmp_path: Path, model_file: Path) -> None:
+    """A real interrupt, as a terminal sends it: to the command and its reader processes."""
+    device = tmp_path / "device"
+    write_synthetic_holdings(device, CLASSES, 3000, 24, "png", seed=5)
+    out = tmp_path / "report"
+    command = [str(Path(sys.executable).with_name("fedtriage")), "classify", f"source={device}",
+               f"model={model_file}", f"out={out}", "progress=false"]
+    started = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _classified_so_far(out) == 0 and started.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(started.pid, signal.SIGINT)
+    stdout, stderr = started.communicate(timeout=120)
+    assert started.returncode == 130, stdout + stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    done_before = _classified_so_far(out)
+    assert 0 < done_before < 6000
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "classified:        6000" in resumed.stdout
+    with sqlite3.connect(out / JOURNAL_FILE) as db:
+        attempts = dict(db.execute("SELECT attempt, COUNT(*) FROM media GROUP BY attempt"))
+    assert attempts == {1: done_before, 2: 6000 - done_before}
+
+
+def _classified_so_far(out: Path) -> int:
+    if not (out / JOURNAL_FILE).exists():
+        return 0
+    try:
+        with sqlite3.connect(out / JOURNAL_FILE, timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM media WHERE status = 'classified'").fetchone()[0])
+    except sqlite3.OperationalError:  # the schema is being created
+        return 0
 
 
 def test_resuming_with_another_model_is_refused(tmp_path: Path, evidence: Path, model_file: Path) -> None:

@@ -22,6 +22,7 @@ from triage.media_walk import MediaRootError  # noqa: E402
 from triage.settings import load_classify_settings  # noqa: E402
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, VicsError, KnownHashesError, MediaRootError, JournalMismatch) as err:
         print(f"fedtriage: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "\nfedtriage: interrupted; finished files are kept in the journal: "
+            "run the same command again to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_INTERRUPTED
     print("\n".join(summary.lines()), flush=True)
     return 0
 
