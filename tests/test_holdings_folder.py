@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from fl_client.holdings import HoldingsError, HoldingsReport, SkippedFile, discover_classes, load_folder_holdings
+from fl_client.holdings.file_walk import regular_files
 from fl_protocol.errors import ConfigError
 
 BOMB_REASON = "image too large (decompression bomb guard)"
@@ -263,3 +264,21 @@ def test_skipped_file_is_an_immutable_value() -> None:
     assert skipped == SkippedFile("/x/a.png", "empty file")
     with pytest.raises(AttributeError):
         skipped.reason = "other"  # type: ignore[misc]
+
+
+def test_the_walk_remembers_folders_and_links_not_every_file(tmp_path: Path) -> None:
+    """Memory flat in the number of files: a seized device may hold millions."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for index in range(50):
+            (tmp_path / folder / f"{index}.bin").write_bytes(b"x")
+    (tmp_path / "b" / "link_to_a0.bin").symlink_to(tmp_path / "a" / "0.bin")  # walked after a/0.bin
+    (tmp_path / "z_link_to_a").symlink_to(tmp_path / "a", target_is_directory=True)
+    seen: set[Path] = set()
+    skipped: list[SkippedFile] = []
+
+    files = list(regular_files(tmp_path, tmp_path.resolve(), seen, skipped, skip_hidden=True))
+
+    assert len(files) == 101  # 100 files, and the file link under its own name
+    assert len(seen) == 4  # the root, two folders, one file-link target
+    assert skipped == [SkippedFile(str(tmp_path / "z_link_to_a"), "already read through another link")]

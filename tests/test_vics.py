@@ -170,13 +170,14 @@ def test_bad_entries_become_problems_and_the_rest_is_read(tmp_path: Path) -> Non
             {"MediaID": 6, "Category": True},
             {"MediaID": 7, "IsPrecategorized": "maybe"},
             {"MediaID": 8, "MediaSize": -1},
+            {"MediaID": -9},
             {"MediaID": 9, "MD5": MD5, "Category": 1},
         ],
     )
 
     items = list(read_vics_media(case))
 
-    assert items[:8] == [
+    assert items[:9] == [
         VicsProblem(0, "MD5 is not 32 hex characters"),
         VicsProblem(1, "MediaID is not an integer"),
         VicsProblem(2, "RelativeFilePath is not a string"),
@@ -185,8 +186,9 @@ def test_bad_entries_become_problems_and_the_rest_is_read(tmp_path: Path) -> Non
         VicsProblem(5, "Category is not an integer"),
         VicsProblem(6, "IsPrecategorized is not a boolean"),
         VicsProblem(7, "MediaSize is negative"),
+        VicsProblem(8, "MediaID is negative"),  # the export could not carry it
     ]
-    assert isinstance(items[8], VicsMedia) and items[8].media_id == 9
+    assert isinstance(items[9], VicsMedia) and items[9].media_id == 9
 
 
 def test_problem_reasons_carry_no_values_from_the_document(tmp_path: Path) -> None:

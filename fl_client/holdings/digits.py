@@ -4,7 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fl_client.holdings.holdings import Holdings, HoldingsReport
+from fl_client.holdings.holdings import Holdings, HoldingsReport, check_image_shape
 from fl_protocol.errors import ConfigError
 from fl_protocol.settings import HoldingsSettings
 
@@ -28,10 +28,7 @@ def load_digits_holdings(settings: HoldingsSettings) -> Holdings:
             "holdings.classes",
             f"the digits have {len(native_names)} classes, got {len(classes)} names: {list(classes)}",
         )
-    if settings.image_size < 1:
-        raise ConfigError("holdings.image_size", f"must be >= 1, got {settings.image_size}")
-    if settings.channels not in (1, 3):
-        raise ConfigError("holdings.channels", f"must be 1 or 3, got {settings.channels}")
+    check_image_shape(settings.image_size, settings.channels)
 
     scaled = np.rint(digits.images * (255.0 / _DIGITS_MAX_INTENSITY)).clip(0, 255)
     images = torch.from_numpy(scaled.astype(np.uint8)).unsqueeze(1)

@@ -19,8 +19,10 @@ def regular_files(
 
     Links that leave `boundary`, loops and special files are recorded in `skipped`
     instead, and so are hidden entries when `skip_hidden` (holdings; seized media
-    keeps them). Links inside `boundary` are followed once; `seen` holds the real
-    paths read so far.
+    keeps them). Links inside `boundary` are followed once. `seen` holds the real paths
+    of folders and of link targets only, so memory grows with folders and links, not
+    files; the price: a link to a file that the walk already read directly is read
+    again under the link's name.
     """
     real = _admit(path, boundary, seen, skipped)
     if real is None:
@@ -58,8 +60,7 @@ def _folder(
             seen.add(entry_real)
             yield from _folder(entry_path, entry_real, boundary, seen, skipped, skip_hidden)
         elif entry.is_file(follow_symlinks=False):
-            seen.add(entry_real)
-            yield entry_path
+            yield entry_path  # not remembered: only a link can lead here again, and link targets are
         else:
             skipped.append(SkippedFile(str(entry_path), "not a regular file"))
 

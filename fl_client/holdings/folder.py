@@ -13,11 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from fl_client.holdings.file_walk import regular_files
-from fl_client.holdings.holdings import Holdings, HoldingsError, SkippedFile, describe_skipped
+from fl_client.holdings.holdings import (
+    Holdings,
+    HoldingsError,
+    SkippedFile,
+    check_image_shape,
+    checked_class_names,
+    describe_skipped_or,
+)
 from fl_client.holdings.image_decoding import UnreadableImage, read_image
-from fl_protocol.errors import ConfigError
-
-_CHANNELS = (1, 3)
 
 
 def discover_classes(root: Path) -> list[str]:
@@ -52,15 +56,8 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
     """
     root = Path(root)
     _check_root(root)
-    if image_size < 1:
-        raise ConfigError("holdings.image_size", f"must be >= 1, got {image_size}")
-    if channels not in _CHANNELS:
-        raise ConfigError("holdings.channels", f"must be 1 or 3, got {channels}")
-    classes = tuple(classes)
-    if not classes:
-        raise HoldingsError(f"holdings.classes: no classes given for the holdings at {root}")
-    if len(set(classes)) != len(classes):
-        raise HoldingsError(f"holdings.classes: class names must be unique, got {list(classes)}")
+    check_image_shape(image_size, channels)
+    classes = checked_class_names(classes, f"the holdings at {root}")
     folders = [class_folder(root, name) for name in classes]
     for name, folder in zip(classes, folders):
         if not folder.is_dir():
@@ -91,13 +88,14 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
 
     if not labels:
         raise HoldingsError(
-            f"holdings.path: {root} holds no readable image ({_describe_folder(skipped)}); "
+            f"holdings.path: {root} holds no readable image ({describe_skipped_or(skipped, 'it holds no files')}); "
             "expected <holdings.path>/<class name>/<image files>"
         )
     for folder, loaded, class_skipped in per_class:
         if loaded == 0:
+            why = describe_skipped_or(class_skipped, "it holds no files")
             raise HoldingsError(
-                f"class folder {folder} has no readable image ({_describe_folder(class_skipped)}); "
+                f"class folder {folder} has no readable image ({why}); "
                 "add images or remove the class from holdings.classes"
             )
 
@@ -116,12 +114,6 @@ def _list_dir(folder: Path) -> list[Path]:
         return sorted(folder.iterdir(), key=lambda entry: entry.name)
     except OSError as err:
         raise HoldingsError(f"holdings.path: cannot list {folder}: {err.strerror or err}") from err
-
-
-def _describe_folder(skipped: Sequence[SkippedFile]) -> str:
-    if not skipped:
-        return "it holds no files"
-    return f"{len(skipped)} skipped: {describe_skipped(skipped)}"
 
 
 def _entries_outside_class_folders(root: Path, classes: Sequence[str]) -> list[SkippedFile]:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from fl_protocol.errors import ConfigError
+
 
 class HoldingsError(ValueError):
     """The holdings cannot be used; the message names the path or setting to fix."""
@@ -30,6 +32,32 @@ def skip_reason_counts(skipped: Sequence[SkippedFile]) -> list[tuple[str, int]]:
     """Each reason with its count, most frequent first (ties by name), for stable reports."""
     counts = Counter(file.reason for file in skipped)
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def check_image_shape(image_size: int, channels: int) -> None:
+    """Every loader's input shape check: loaders are also called directly, not only after
+    the settings were validated."""
+    if image_size < 1:
+        raise ConfigError("holdings.image_size", f"must be >= 1, got {image_size}")
+    if channels not in (1, 3):
+        raise ConfigError("holdings.channels", f"must be 1 or 3, got {channels}")
+
+
+def checked_class_names(classes: Sequence[str], source: str) -> tuple[str, ...]:
+    """`classes` as a tuple of distinct names; `source` names the holdings in errors."""
+    names = tuple(classes)
+    if not names:
+        raise HoldingsError(f"holdings.classes: no classes given for {source}")
+    if len(set(names)) != len(names):
+        raise HoldingsError(f"holdings.classes: class names must be unique, got {list(names)}")
+    return names
+
+
+def describe_skipped_or(skipped: Sequence[SkippedFile], when_empty: str) -> str:
+    """For an error about holdings with nothing usable: what was skipped, or `when_empty`."""
+    if not skipped:
+        return when_empty
+    return f"{len(skipped)} skipped: {describe_skipped(skipped)}"
 
 
 def describe_skipped(skipped: Sequence[SkippedFile]) -> str:

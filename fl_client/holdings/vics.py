@@ -19,14 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from fl_client.holdings.holdings import Holdings, HoldingsError, SkippedFile, describe_skipped
+from fl_client.holdings.holdings import (
+    Holdings,
+    HoldingsError,
+    SkippedFile,
+    check_image_shape,
+    checked_class_names,
+    describe_skipped_or,
+)
 from fl_client.holdings.image_decoding import UnreadableImage, read_image
 from fl_protocol.errors import ConfigError
 
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 _DRIVE = re.compile(r"[A-Za-z]:")
-_CHANNELS = (1, 3)
 
 LEAVES_ROOT = "path leaves the root"
 FILE_MISSING = "file missing"
@@ -146,23 +152,24 @@ def _parse_entry(entry: Any) -> VicsMedia:
     if not isinstance(entry, dict):
         raise _EntryProblem("entry is not a JSON object")
     return VicsMedia(
-        media_id=_integer(entry, "MediaID", minimum=None),
-        category=_integer(entry, "Category", minimum=0),
+        media_id=_count(entry, "MediaID"),
+        category=_count(entry, "Category"),
         md5=_hex(entry, "MD5", _MD5, 32),
         sha1=_hex(entry, "SHA1", _SHA1, 40),
-        size=_integer(entry, "MediaSize", minimum=0),
+        size=_count(entry, "MediaSize"),
         relative_path=_relative_path(entry),
         is_precategorized=_flag(entry, "IsPrecategorized"),
     )
 
 
-def _integer(entry: dict[str, Any], key: str, minimum: int | None) -> int | None:
+def _count(entry: dict[str, Any], key: str) -> int | None:
+    """A non-negative integer (VICS ids, categories and sizes are all >= 0), or None if absent."""
     value = entry.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _EntryProblem(f"{key} is not an integer")
-    if minimum is not None and value < minimum:
+    if value < 0:
         raise _EntryProblem(f"{key} is negative")
     return value
 
@@ -289,9 +296,8 @@ def load_vics_holdings(
         labels.append(label)
 
     if not labels:
-        raise HoldingsError(
-            f"holdings.path: case {case_file} gives no usable image under {root} ({_describe_case(skipped)})"
-        )
+        why = describe_skipped_or(skipped, "it lists no media")
+        raise HoldingsError(f"holdings.path: case {case_file} gives no usable image under {root} ({why})")
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
     for name, code, count in zip(classes, category_of_class, counts):
         if count == 0:
@@ -311,16 +317,9 @@ def _check_vics_arguments(
     channels: int,
 ) -> tuple[tuple[str, ...], dict[int, int]]:
     """The class names and the label of each mapped category; errors name the setting."""
-    if image_size < 1:
-        raise ConfigError("holdings.image_size", f"must be >= 1, got {image_size}")
-    if channels not in _CHANNELS:
-        raise ConfigError("holdings.channels", f"must be 1 or 3, got {channels}")
-    names = tuple(classes)
+    check_image_shape(image_size, channels)
+    names = checked_class_names(classes, f"the case {case_file}")
     codes = list(category_of_class)
-    if not names:
-        raise HoldingsError(f"holdings.classes: no classes given for the case {case_file}")
-    if len(set(names)) != len(names):
-        raise HoldingsError(f"holdings.classes: class names must be unique, got {list(names)}")
     if len(codes) != len(names):
         raise ConfigError(
             "holdings.vics_categories",
@@ -340,7 +339,3 @@ def _entry_name(case_file: Path, index: int, item: VicsMedia | VicsProblem) -> s
     return f"{case_file} entry {index}"
 
 
-def _describe_case(skipped: Sequence[SkippedFile]) -> str:
-    if not skipped:
-        return "it lists no media"
-    return f"{len(skipped)} skipped: {describe_skipped(skipped)}"
