@@ -157,6 +157,67 @@ def test_category_stays_unset_unless_thresholds_are_mapped(tmp_path: Path, evide
     assert all("Category" not in media for media in export["value"][0]["Media"])
 
 
+def test_every_entry_of_a_vics_source_is_reported_even_without_a_usable_path(
+    tmp_path: Path, evidence: Path, model_file: Path
+) -> None:
+    media = [
+        {"MediaID": 1, "RelativeFilePath": "DCIM\\disc\\disc_0.png"},
+        {"MediaID": 2, "RelativeFilePath": "DCIM/disc/disc_0.png"},  # the same file again
+        {"MediaID": 3},
+        {"MediaID": 4},
+        {"MediaID": 5, "RelativeFilePath": "../outside.png"},
+        {"MediaID": "six"},
+    ]
+    case = evidence / "case.json"
+    case.write_text(json.dumps({"value": [{"CaseID": "c", "Media": media}]}))
+    out = tmp_path / "report"
+    summary = classify_media(triage_settings(case, model_file, out))
+    assert (summary.files_seen, summary.classified, summary.refused) == (6, 1, 5)
+    reasons = {row["relative_path"]: (row["media_id"], row["reason"]) for row in rows(out)}
+    assert reasons == {
+        "DCIM/disc/disc_0.png": ("1", ""),
+        "<entry 1>": ("2", "same RelativeFilePath as an earlier entry"),
+        "<entry 2>": ("3", "no RelativeFilePath"),
+        "<entry 3>": ("4", "no RelativeFilePath"),
+        "../outside.png": ("5", "path leaves the root"),
+        "<entry 5>": ("", "MediaID is not an integer"),
+    }
+
+
+def test_a_link_swapped_to_point_outside_after_discovery_is_not_read(
+    tmp_path: Path, evidence: Path, model_file: Path
+) -> None:
+    out = tmp_path / "report"
+    settings = triage_settings(evidence, model_file, out)
+    model = load_triage_model(settings.model, None, None)
+    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
+    for entry in walk_media(evidence):
+        if isinstance(entry, RefusedEntry):
+            journal.discover(entry.relative_path, None, refusal=entry.reason)
+        else:
+            journal.discover(entry, None)
+    journal.finish_discovery()
+    journal.close()  # as if interrupted before any file was read; then the tree changes
+    target = evidence / "DCIM" / "disc" / "disc_0.png"
+    target.unlink()
+    target.symlink_to(tmp_path / "outside.png")
+
+    classify_media(settings)  # the resumed run does not walk again, but checks at read time
+    by_path = {row["relative_path"]: row for row in rows(out)}
+    assert by_path["DCIM/disc/disc_0.png"]["status"] == "refused"
+    assert by_path["DCIM/disc/disc_0.png"]["md5"] == ""  # never read
+
+
+def test_resuming_with_another_source_root_is_refused(tmp_path: Path, evidence: Path, model_file: Path) -> None:
+    case = evidence / "case.json"
+    case.write_text(json.dumps([{"MediaID": 1, "RelativeFilePath": "DCIM/disc/disc_0.png"}]))
+    out = tmp_path / "report"
+    classify_media(triage_settings(case, model_file, out))
+    code = main(["classify", f"source={case}", f"source_root={tmp_path}", f"model={model_file}", f"out={out}",
+                 "progress=false"])
+    assert code == 2
+
+
 class Interrupted(Exception):
     """Stands in for Ctrl-C or a crash after the first stored group of outcomes."""
 
@@ -169,8 +230,11 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
     model = load_triage_model(settings.model, None, None)
     journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
     for entry in walk_media(evidence):
-        journal.discover(entry.relative_path, None, entry.reason if isinstance(entry, RefusedEntry) else None)
-    journal.commit()
+        if isinstance(entry, RefusedEntry):
+            journal.discover(entry.relative_path, None, refusal=entry.reason)
+        else:
+            journal.discover(entry, None)
+    journal.finish_discovery()
 
     def stop_after_first_group(count: int) -> None:
         raise Interrupted
@@ -179,15 +243,20 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
     with pytest.raises(Interrupted):
         classify_pending(journal, evidence, load_known_hashes([]), Scorer(model, (1,)), limits, stop_after_first_group)
     journal.close()
+    stored_before = _stored_by_attempt(out)
+    assert list(stored_before) == [1] and stored_before[1] >= 4  # the first group was stored
 
     classify_media(settings)  # the resumed run
+    stored = _stored_by_attempt(out)
+    assert stored[1] == stored_before[1]  # the first run's outcomes were kept, not redone
+    assert stored[1] + stored[2] == len(rows(out)) - 1  # the rest, once: every file but the refused link
     with sqlite3.connect(out / JOURNAL_FILE) as db:
-        attempts = dict(db.execute("SELECT attempt, COUNT(*) FROM media WHERE attempt IS NOT NULL GROUP BY attempt"))
-        pending = db.execute("SELECT COUNT(*) FROM media WHERE status = 'pending'").fetchone()[0]
-    assert pending == 0
-    assert attempts[1] >= 4  # the first run's stored group was kept...
-    assert attempts[2] == sum(attempts.values()) - attempts[1]  # ...and only the rest was done again
-    assert sum(attempts.values()) == len(rows(out)) - 1  # every file except the refused link
+        assert db.execute("SELECT COUNT(*) FROM media WHERE status = 'pending'").fetchone()[0] == 0
+
+
+def _stored_by_attempt(out: Path) -> dict[int, int]:
+    with sqlite3.connect(out / JOURNAL_FILE) as db:
+        return dict(db.execute("SELECT attempt, COUNT(*) FROM media WHERE attempt IS NOT NULL GROUP BY attempt"))
 
 
 def test_ctrl_c_stops_the_command_cleanly_and_the_same_command_resumes(tmp_path: Path, model_file: Path) -> None:

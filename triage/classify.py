@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from fl_client.holdings.vics import VicsProblem, read_vics_media, resolve_media_path
+from fl_client.holdings.vics import NO_PATH, VicsProblem, read_vics_media, resolve_media_path
 from fl_protocol.errors import ConfigError
 from triage.journal import Journal
 from triage.known_hashes import load_known_hashes
@@ -17,6 +17,8 @@ from triage.pipeline import PipelineLimits, Scorer, classify_pending
 from triage.progress import Progress
 from triage.reports import TriageSummary, write_reports
 from triage.settings import ClassifySettings, settings_fingerprint
+
+_SAME_PATH = "same RelativeFilePath as an earlier entry"
 
 
 def classify_media(settings: ClassifySettings) -> TriageSummary:
@@ -63,25 +65,32 @@ def relevant_indices(names: Sequence[str] | None, classes: Sequence[str]) -> tup
 
 
 def _discover(journal: Journal, source: Path, source_root: str | None) -> Path:
-    """Record every file of the source in the journal; return the root files are read from."""
+    """Record every file of the source in the journal, once; return the root files are read from."""
+    root = source if source.is_dir() else Path(source_root) if source_root else source.parent
+    if journal.discovered:
+        return root
     if source.is_dir():
         for entry in walk_media(source):
             if isinstance(entry, RefusedEntry):
                 journal.discover(entry.relative_path, None, refusal=entry.reason)
             else:
-                journal.discover(entry.relative_path, None)
-        journal.commit()
-        return source
-    root = Path(source_root) if source_root else source.parent
-    for entry in read_vics_media(source):
-        if isinstance(entry, VicsProblem):
-            journal.discover(f"<entry {entry.index}>", None, refusal=entry.reason)
-            continue
-        if not entry.relative_path:
-            journal.discover(f"<media {entry.media_id}>", entry.media_id, refusal="no RelativeFilePath")
-            continue
-        located = resolve_media_path(root, entry.relative_path)
-        refusal = located if isinstance(located, str) else None
-        journal.discover(entry.relative_path, entry.media_id, refusal=refusal)
-    journal.commit()
+                journal.discover(entry, None)
+    else:
+        _discover_case(journal, source, root)
+    journal.finish_discovery()
     return root
+
+
+def _discover_case(journal: Journal, case_file: Path, root: Path) -> None:
+    """A VICS case's entries; one that cannot be read as a file is listed as `<entry N>`."""
+    for index, entry in enumerate(read_vics_media(case_file)):
+        entry_key = f"<entry {index}>"
+        if isinstance(entry, VicsProblem):
+            journal.discover(entry_key, None, refusal=entry.reason)
+        elif not entry.relative_path:
+            journal.discover(entry_key, entry.media_id, refusal=NO_PATH)
+        else:
+            located = resolve_media_path(root, entry.relative_path)
+            refusal = located if isinstance(located, str) else None
+            if not journal.discover(entry.relative_path, entry.media_id, refusal=refusal):
+                journal.discover(entry_key, entry.media_id, refusal=_SAME_PATH)

@@ -37,8 +37,12 @@ CREATE TABLE IF NOT EXISTS media (
     predicted TEXT,
     attempt INTEGER
 );
+-- Pending files in discovery order, and classified ones in score order, both read
+-- straight from an index: no sort, however many files.
 CREATE INDEX IF NOT EXISTS media_status ON media(status);
+CREATE INDEX IF NOT EXISTS media_rank ON media(status, score DESC, seq);
 """
+_ROW_COLUMNS = "seq, relative_path, media_id, status, reason, size, md5, sha1, score, predicted"
 
 
 class JournalMismatch(ValueError):
@@ -118,15 +122,24 @@ class Journal:
         self._db.commit()
         return default
 
-    def discover(self, relative_path: str, media_id: int | None, refusal: str | None = None) -> None:
-        """Record a file (once: a resumed run's second discovery changes nothing)."""
+    @property
+    def discovered(self) -> bool:
+        """Whether a run already recorded every file of the source (a resumed run skips discovery)."""
+        return self._db.execute("SELECT 1 FROM run WHERE key = 'discovered'").fetchone() is not None
+
+    def discover(self, relative_path: str, media_id: int | None, refusal: str | None = None) -> bool:
+        """Record a file; False if one with this path is recorded already."""
         status, reason = (REFUSED, refusal) if refusal else (PENDING, None)
-        self._db.execute(
+        cursor = self._db.execute(
             "INSERT OR IGNORE INTO media (relative_path, media_id, status, reason) VALUES (?, ?, ?, ?)",
             (relative_path, media_id, status, reason),
         )
+        return cursor.rowcount == 1
 
-    def commit(self) -> None:
+    def finish_discovery(self) -> None:
+        """Commit the discovered files and the mark that discovery is done, in one transaction:
+        an interrupted discovery leaves nothing, and is simply done again."""
+        self._db.execute("INSERT INTO run VALUES ('discovered', 'yes')")
         self._db.commit()
 
     def pending_count(self) -> int:
@@ -160,13 +173,10 @@ class Journal:
 
     def ranked(self) -> Iterator[JournalRow]:
         """Every file: classified ones by score (highest first), then the rest in discovery order."""
-        cursor = self._db.execute(
-            "SELECT seq, relative_path, media_id, status, reason, size, md5, sha1, score, predicted FROM media "
-            "ORDER BY CASE status WHEN ? THEN 0 ELSE 1 END, score DESC, seq",
-            (CLASSIFIED,),
-        )
-        for row in cursor:
-            yield JournalRow(*row)
+        for condition, order in (("status = ?", "score DESC, seq"), ("status != ?", "seq")):
+            query = f"SELECT {_ROW_COLUMNS} FROM media WHERE {condition} ORDER BY {order}"
+            for row in self._db.execute(query, (CLASSIFIED,)):
+                yield JournalRow(*row)
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM media GROUP BY status")

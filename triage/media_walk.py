@@ -10,22 +10,23 @@ from pathlib import Path
 
 from fl_client.holdings.file_walk import regular_files
 from fl_client.holdings.holdings import SkippedFile
-from triage.media import MediaItem, RefusedEntry
+from triage.media import RefusedEntry
 
 
 class MediaRootError(ValueError):
     """The input root cannot be walked at all."""
 
 
-def walk_media(root: Path) -> Iterator[MediaItem | RefusedEntry]:
-    """Every regular file under `root` (depth first, in name order), or why not."""
+def walk_media(root: Path) -> Iterator[str | RefusedEntry]:
+    """The path (relative, POSIX) of every regular file under `root`, depth first in name
+    order, or why an entry is not read."""
     if not root.is_dir():
         raise MediaRootError(f"source: {root} is not a directory")
     boundary = root.resolve()
     refused: list[SkippedFile] = []
     for path in regular_files(root, boundary, set(), refused, skip_hidden=False):
         yield from _drain(refused, root)
-        yield MediaItem(path=path, relative_path=path.relative_to(root).as_posix())
+        yield path.relative_to(root).as_posix()
     yield from _drain(refused, root)
 
 

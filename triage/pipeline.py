@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fl_client.holdings.image_decoding import UnreadableImage, decode_image
-from triage.journal import CLASSIFIED, KNOWN, UNREADABLE, VIDEO, FileOutcome, Journal, PendingFile
+from triage.journal import CLASSIFIED, KNOWN, REFUSED, UNREADABLE, VIDEO, FileOutcome, Journal, PendingFile
 from triage.known_hashes import KnownHashes
 from triage.media_kind import is_video
 from triage.model_source import TriageModel
@@ -85,7 +85,12 @@ def classify_pending(
         max_workers=limits.decode_workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_reader,
-        initargs=(_ReaderContext(root, known, spec.channels, spec.image_size, limits),),
+        initargs=(
+            _ReaderContext(
+                root, root.resolve(), known, spec.channels, spec.image_size, limits.max_image_pixels,
+                limits.max_file_bytes,
+            ),
+        ),
     ) as pool:
         for outcome, pixels in _in_order(pool, _chunks(journal.pending(), _CHUNK), chunks_in_flight):
             if pixels is None:
@@ -130,10 +135,12 @@ class _ReaderContext:
     """What every reader process needs; set once per process by `_start_reader`."""
 
     root: Path
+    boundary: Path  # the root's real path: nothing outside it is read, however links change
     known: KnownHashes
     channels: int
     image_size: int
-    limits: PipelineLimits
+    max_image_pixels: int
+    max_file_bytes: int
 
 
 _READER: list[_ReaderContext] = []  # this reader process's context (one entry)
@@ -160,13 +167,19 @@ def _score(scorer: Scorer, outcomes: list[FileOutcome], images: list[np.ndarray]
 
 def _prepare(pending: PendingFile, context: _ReaderContext) -> Prepared:
     """Read, hash and decode one file (in a reader process)."""
-    path, limits = context.root / pending.relative_path, context.limits
     try:
-        size = path.stat().st_size
-        if size > limits.max_file_bytes:
+        # Confinement is checked again at read time: links may have changed since discovery
+        # (a resumed run, a live file system).
+        real = (context.root / pending.relative_path).resolve(strict=True)
+        if not real.is_relative_to(context.boundary):
+            return FileOutcome(pending.seq, REFUSED, "symlink leads outside the root (not followed)"), None
+        size = real.stat().st_size
+        if size > context.max_file_bytes:
             return FileOutcome(pending.seq, UNREADABLE, "file too large (max_file_mb)", size=size), None
-        data = path.read_bytes()
-    except OSError:
+        data = real.read_bytes()
+    except FileNotFoundError:
+        return FileOutcome(pending.seq, UNREADABLE, "file missing"), None
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return FileOutcome(pending.seq, UNREADABLE, "cannot be read"), None
     # File identity for hash lists and VICS, not a security use (FIPS builds allow it so).
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
@@ -177,7 +190,7 @@ def _prepare(pending: PendingFile, context: _ReaderContext) -> Prepared:
     if is_video(pending.relative_path, data[:16]):
         return FileOutcome(pending.seq, VIDEO, _VIDEO_REASON, **facts), None
     try:
-        pixels = decode_image(data, context.channels, context.image_size, limits.max_image_pixels)
+        pixels = decode_image(data, context.channels, context.image_size, context.max_image_pixels)
     except UnreadableImage as unreadable:
         return FileOutcome(pending.seq, UNREADABLE, unreadable.reason, **facts), None
     return FileOutcome(pending.seq, CLASSIFIED, **facts), pixels

@@ -91,11 +91,6 @@ def write_reports(journal: Journal, settings: ClassifySettings, model: TriageMod
     return summary
 
 
-def _ranked(journal: Journal) -> Iterator[tuple[int, JournalRow]]:
-    for rank, row in enumerate(journal.ranked(), start=1):
-        yield rank, row
-
-
 def _record(rank: int, row: JournalRow) -> dict[str, object]:
     return {
         "rank": rank,
@@ -116,7 +111,7 @@ def _write_csv(path: Path, journal: Journal) -> None:
     with partial.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=_COLUMNS)
         writer.writeheader()
-        for rank, row in _ranked(journal):
+        for rank, row in enumerate(journal.ranked(), start=1):
             writer.writerow({key: "" if value is None else value for key, value in _record(rank, row).items()})
     os.replace(partial, path)
 
@@ -125,7 +120,7 @@ def _write_json(path: Path, journal: Journal, summary: TriageSummary) -> None:
     partial = path.with_suffix(".partial")
     with partial.open("w", encoding="utf-8") as stream:
         stream.write('{"summary": ' + json.dumps(asdict(summary)) + ',\n "files": [')
-        for rank, row in _ranked(journal):
+        for rank, row in enumerate(journal.ranked(), start=1):
             stream.write(("\n  " if rank == 1 else ",\n  ") + json.dumps(_record(rank, row)))
         stream.write("\n ]\n}\n")
     os.replace(partial, path)

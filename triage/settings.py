@@ -99,8 +99,11 @@ def settings_fingerprint(settings: ClassifySettings, model_name: str, model_vers
     """What must not change between a run and its resumption."""
     return {
         "source": settings.source,
+        "source_root": settings.source_root,
         "model": model_name,
         "model_version": model_version,
         "relevant_classes": list(settings.relevant_classes or []),
         "known_hashes": list(settings.known_hashes),
+        "max_image_pixels": settings.max_image_pixels,
+        "max_file_mb": settings.max_file_mb,
     }
