@@ -47,7 +47,7 @@ def train(msg: Message, context: Context) -> Message:
     """
     settings = _settings(context)
     if settings.secure.mode != "none":
-        return _secure_contribution(msg, context, settings, train=True)
+        return _secure_contribution(msg, context, train=True)
     settings, holdings, model = _receive(msg, context)
     result = _train(msg, context, settings, holdings, model)
     content = RecordDict(
@@ -73,17 +73,18 @@ def train(msg: Message, context: Context) -> Message:
 @app.query("secagg_evaluate")
 def secure_evaluate(msg: Message, context: Context) -> Message:
     """Stage 2 of an evaluation-only secure session (after the last round)."""
-    return _secure_contribution(msg, context, _settings(context), train=False)
+    return _secure_contribution(msg, context, train=False)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the received global model on this node's validation split (plaintext mode)."""
-    settings, holdings, model = _receive(msg, context)
+    settings = _settings(context)
     if settings.secure.mode != "none":
         raise UpdateProtectionError(
             f"secure.mode={settings.secure.mode}: per-node evaluation would reveal this node's example count"
         )
+    settings, holdings, model = _receive(msg, context)
     result = _evaluate(settings, holdings, model)
     metrics = {
         records.EVAL_LOSS: result.loss,
@@ -100,11 +101,15 @@ def evaluate(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-def _secure_contribution(msg: Message, context: Context, settings: RunSettings, train: bool) -> Message:
-    """Evaluate the received model (and train it), then hand the encoded result to SecAgg."""
-    settings, holdings, model = _receive(msg, context)
+def _secure_contribution(msg: Message, context: Context, train: bool) -> Message:
+    """Evaluate the received model (and train it), then hand the encoded result to SecAgg.
+
+    A round without secure aggregation is refused before holdings or model are loaded.
+    """
     if session.PEERS_RECORD not in msg.content:
-        raise UpdateProtectionError(f"secure.mode={settings.secure.mode}: refusing a round without secure aggregation")
+        mode = _settings(context).secure.mode
+        raise UpdateProtectionError(f"secure.mode={mode}: refusing a round without secure aggregation")
+    settings, holdings, model = _receive(msg, context)
     if _REPORTED_STATE_KEY not in context.state:
         # Counts stay on the node in protected modes: its operator sees them here.
         logger.info("holdings of %s: %s", node_label(context.node_config, context.node_id), holdings.report.summary())

@@ -3,7 +3,10 @@
 Secrets never leave the node except as the protocol allows: private keys and the
 self-mask seed stay in the node's `Context.state`; shares leave only sealed to a
 neighbour; at unmasking a node reveals, per peer, either its share of the self-mask
-seed or of the mask key, never both, and only for its own neighbours.
+seed or of the mask key, never both, and only for its own neighbours. A node masks
+with, and reveals for, no fewer share holders than the threshold (Bell et al. 2020),
+and masks one vector per round: a server cannot lift a node's masks by giving it no
+peers or by naming it alone as used.
 """
 
 import secrets
@@ -93,7 +96,7 @@ def share_keys(msg: Message, context: Context, settings: SecAggSettings, node_in
         }
     )
     box_to_bytes = ids_to_bytes(box_to)
-    auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, keys.digest(b"".join(boxes)))
+    auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, *boxes)
     shares = ConfigRecord({"s-pk": s_pk, "box-to": box_to_bytes, "boxes": boxes or [b""], "tag": auth})
     return Message(RecordDict({session.SHARES_RECORD: shares, "node-info": node_info}), reply_to=msg)
 
@@ -110,13 +113,15 @@ def masked(
     `attachments` (CKKS ciphertexts) travel with the masked vector under the same tag.
     """
     run, state = _run_state(context), _round_state(context, msg.content[session.PEERS_RECORD])
+    if state.get("masked-sent", False):
+        raise ProtocolViolation("this node already sent its masked vector for this round")
     request = msg.content[session.PEERS_RECORD]
     round_id = bytes(state["round-id"])
     me = context.node_id
     holders = set(ids_from_bytes(bytes(state["holders"])))
     peers = ids_from_bytes(bytes(request["peers"]))
-    if not set(peers) <= holders:
-        raise ProtocolViolation("the server named peers that are not this node's neighbours")
+    s_pks = [bytes(pk) for pk in request["s-pks"]][: len(peers)]
+    _check_peers(peers, s_pks, holders - {me}, int(state["threshold"]))
     c_sk = keys.load_private(bytes(run["c-sk"]))
     participants = ids_from_bytes(bytes(state["participants"]))
     c_pks = dict(zip(participants, (bytes(pk) for pk in state["c-pks"])))
@@ -140,17 +145,18 @@ def masked(
     vector = np.array(contribution, dtype=np.uint32, copy=True)
     vector += mask_vector(bytes(state["b-seed"]), vector.size)
     mask_key = keys.load_private(bytes(state["s-sk"]))
-    for peer, s_pk in zip(peers, request["s-pks"]):
-        pairwise = mask_vector(keys.derive_key(mask_key, bytes(s_pk), session.MASK_PURPOSE, round_id), vector.size)
+    for peer, s_pk in zip(peers, s_pks):
+        pairwise = mask_vector(keys.derive_key(mask_key, s_pk, session.MASK_PURPOSE, round_id), vector.size)
         if session.pairwise_sign(me, peer) > 0:
             vector += pairwise
         else:
             vector -= pairwise
+    state["masked-sent"] = True  # its seeds mask this one vector only (see `masks`)
     bad_bytes = ids_to_bytes(bad)
     attachments = attachments or []
     auth = keys.tag(
         _auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes,
-        len(attachments).to_bytes(8, "big"), keys.digest(b"".join(attachments)),
+        len(attachments).to_bytes(8, "big"), *attachments,
     )
     record = ConfigRecord(
         {
@@ -183,6 +189,12 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     holders = set(ids_from_bytes(bytes(state["holders"])))
     if not (used | dropped) <= holders:
         raise ProtocolViolation("the server asked about nodes that are not this node's neighbours")
+    if len(used & holders) < int(state["threshold"]):
+        # Else a server naming one node used and its neighbours dropped could rebuild all its masks.
+        raise ProtocolViolation(
+            f"only {len(used & holders)} of this node's share holders (itself included) were used; "
+            f"revealing needs at least the threshold of {int(state['threshold'])}"
+        )
     shares = {me: (bytes(state["own-b"]), bytes(state["own-s"]))}
     for sender, plaintext in zip(ids_from_bytes(bytes(state.get("received-from", b""))), state.get("received", [])):
         shares[sender] = (bytes(plaintext[: shamir.SHARE_BYTES]), bytes(plaintext[shamir.SHARE_BYTES :]))
@@ -192,8 +204,7 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     key_ys = [shares[node][1] for node in key_from]
     del context.state[_ROUND_STATE]  # one unmasking per round: nothing more to reveal
     auth = keys.tag(
-        _auth_key(run), b"unmask", round_id, ids_to_bytes(seed_from), b"".join(seed_ys), ids_to_bytes(key_from),
-        b"".join(key_ys),
+        _auth_key(run), b"unmask", round_id, ids_to_bytes(seed_from), *seed_ys, ids_to_bytes(key_from), *key_ys,
     )
     reveal = ConfigRecord(
         {
@@ -205,6 +216,23 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
         }
     )
     return Message(RecordDict({session.REVEAL_RECORD: reveal, "node-info": node_info}), reply_to=msg)
+
+
+def _check_peers(peers: list[int], s_pks: list[bytes], neighbours_of_me: set[int], threshold: int) -> None:
+    """Refuse to mask with fewer peers than the threshold, so no lone self-mask can be lifted.
+
+    As in Bell et al. 2020: the surviving neighbours plus this node must be at least the
+    threshold of share holders, each with a mask key, or the server could later rebuild
+    this node's self-mask and see its input.
+    """
+    if len(set(peers)) != len(peers) or not set(peers) <= neighbours_of_me:
+        raise ProtocolViolation("the server named peers that are not this node's distinct neighbours")
+    if len(s_pks) != len(peers):
+        raise ProtocolViolation("the server sent fewer mask keys than peers")
+    if len(peers) + 1 < threshold:
+        raise ProtocolViolation(
+            f"only {len(peers)} neighbours survived; masking needs {threshold - 1} (the threshold, less this node)"
+        )
 
 
 def auth_key(context: Context) -> bytes:

@@ -68,24 +68,20 @@ def encode_contribution(
     values = {
         session.UPDATE: update,
         session.WEIGHT: weight,
-        session.EXAMPLES: min(examples, _count_limit(settings)),
+        session.EXAMPLES: min(examples, layout.count_limit),
         session.TRAIN_LOSS: alpha * min(train_loss, sec.metric_bound),
-        session.CLIPPED: int(np.count_nonzero(np.abs(update) > sec.clip_range)),
         session.EVAL_WEIGHT: eval_weight,
         session.EVAL_LOSS: eval_alpha * min(_finite(evaluation.loss), sec.metric_bound),
         session.EVAL_ACCURACY: eval_alpha * _finite(evaluation.accuracy),
         session.EVAL_F1: eval_alpha * _finite(evaluation.macro_f1),
-        session.EVAL_ROC_WEIGHT: round(roc_alpha * sec.max_weight),
+        session.EVAL_ROC_WEIGHT: eval_weight if evaluation.roc_auc is not None else 0,
         session.EVAL_ROC_AUC: roc_alpha * _finite(evaluation.roc_auc),
-        session.LOCAL_EPSILON: min(round(local_epsilon * session.EPSILON_RESOLUTION), _count_limit(settings)),
+        session.LOCAL_EPSILON: min(round(local_epsilon * session.EPSILON_RESOLUTION), layout.count_limit),
     }
-    return SecureContribution(layout.encode(values), weighted[encrypted])
+    # The clipped-value count comes out of the same pass that clips (into CLIPPED).
+    return SecureContribution(layout.encode(values, clipped_into=session.CLIPPED), weighted[encrypted])
 
 
 def _finite(value: float | None) -> float:
     return 0.0 if value is None or not math.isfinite(value) else float(value)
 
-
-def _count_limit(settings: RunSettings) -> int:
-    """The largest exact count that cannot overflow when every node adds its own."""
-    return (1 << 32) // (settings.federation.num_nodes + 1) - 1

@@ -59,6 +59,8 @@ def run_session(
     round_id = secrets.token_bytes(16)
     participants = sorted(participants)
     counts: dict[str, float] = {"participants": float(len(participants))}
+    if len(participants) > layout.max_contributors:
+        return SessionResult(None, failure=_too_many(len(participants), layout.max_contributors), counts=counts)
     if len(participants) < min_nodes:
         return SessionResult(None, failure=_too_few(len(participants), min_nodes, "took part"), counts=counts)
     graph = neighbours(participants, settings.neighbours, round_id)
@@ -208,7 +210,7 @@ def _verified_shares(
     receivers = ids_from_bytes(box_to)
     boxes = [bytes(box) for box in record["boxes"]][: len(receivers)]
     if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"share-keys", round_id, s_pk, box_to,
-                           keys.digest(b"".join(boxes))):
+                           *boxes):
         return None
     if sorted(receivers) != graph[node]:
         return None
@@ -229,8 +231,7 @@ def _verified_masked(
     if vector.dtype != np.uint32 or vector.shape != (length,):
         return None
     if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"masked", round_id,
-                           keys.digest(vector.tobytes()), bad, count.to_bytes(8, "big"),
-                           keys.digest(b"".join(attachments))):
+                           keys.digest(vector.tobytes()), bad, count.to_bytes(8, "big"), *attachments):
         return None
     return vector, ids_from_bytes(bad), attachments
 
@@ -245,11 +246,18 @@ def _verified_reveal(
     seed_ys = [bytes(y) for y in record["seed-shares"]][: len(ids_from_bytes(seed_from))]
     key_ys = [bytes(y) for y in record["key-shares"]][: len(ids_from_bytes(key_from))]
     if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"unmask", round_id,
-                           seed_from, b"".join(seed_ys), key_from, b"".join(key_ys)):
+                           seed_from, *seed_ys, key_from, *key_ys):
         return None
     seeds = {owner: int.from_bytes(y, "big") for owner, y in zip(ids_from_bytes(seed_from), seed_ys)}
     mask_keys = {owner: int.from_bytes(y, "big") for owner, y in zip(ids_from_bytes(key_from), key_ys)}
     return seeds, mask_keys
+
+
+def _too_many(count: int, most: int) -> str:
+    return (
+        f"{count} nodes took part, but the contribution vector is sized for at most {most} "
+        f"(federation.num_nodes={most}); more could overflow its sums"
+    )
 
 
 def _too_few(count: int, needed: int, what: str) -> str:

@@ -63,6 +63,7 @@ def test_tags_detect_any_change_of_any_part() -> None:
     assert not keys.verify_tag(key, tag, b"stage", b"payloaD")
     assert not keys.verify_tag(key, tag, b"stagep", b"ayload")  # parts are length-prefixed
     assert not keys.verify_tag(bytes([1]) * 32, tag, b"stage", b"payload")
+    assert not keys.verify_tag(key, tag.hex(), b"stage", b"payload")  # type: ignore[arg-type]
 
 
 def test_sealed_boxes_open_only_unchanged_for_their_round_and_receiver() -> None:
@@ -110,6 +111,21 @@ def test_values_outside_the_range_are_counted_not_silently_clipped() -> None:
     layout = ContributionLayout([Segment("x", 4, 1.0)], bits=16, max_contributors=4)
     encoded = layout.encode({"x": np.array([0.5, 1.5, -3.0, 1.0])})
     assert encoded.out_of_range == 2
+
+
+def test_the_clipped_count_fills_its_own_segment_in_the_same_pass() -> None:
+    layout = ContributionLayout([Segment("x", 4, 1.0), Segment("clipped", 1)], bits=16, max_contributors=4)
+    encoded = layout.encode({"x": np.array([0.5, 1.5, -3.0, 1.0])}, clipped_into="clipped")
+    assert encoded.out_of_range == 2
+    assert layout.decode_sum(encoded.vector, 1)["clipped"][0] == 2
+
+
+def test_counts_up_to_the_count_limit_are_accepted_and_beyond_refused() -> None:
+    layout = ContributionLayout([Segment("n", 1)], bits=16, max_contributors=4)
+    assert layout.encode({"n": layout.count_limit}).vector[0] == layout.count_limit
+    assert layout.count_limit * 5 < 2**32
+    with pytest.raises(ValueError, match="counts"):
+        layout.encode({"n": layout.count_limit + 1})
 
 
 def test_layouts_that_could_overflow_are_refused() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from fl_client import secagg_node
 from fl_protocol.secagg import session
+from fl_protocol.secagg.wire import ids_to_bytes
 from fl_protocol.settings import SecAggSettings
 from fl_server.node_exchange import NodeExchange
 from fl_server.secagg_keys import SecAggRunKeys
@@ -29,21 +30,23 @@ def run(
     tamper=None,
     tamper_instruction=None,
     min_nodes: int = 2,
+    max_contributors: int | None = None,
 ):
     drop_at = drop_at or {}
+    max_contributors = max_contributors or len(nodes)
 
     def drop(node_id: int, message: Message) -> bool:
         if tamper_instruction is not None:
             tamper_instruction(node_id, message)
         return node_id in drop_at.get(message.metadata.message_type, set())
 
-    app = known_contributions_app(secagg, max_contributors=len(nodes))
+    app = known_contributions_app(secagg, max_contributors=max_contributors)
     grid = InProcessGrid(app, {node: {} for node in nodes}, {}, drop=drop, tamper=tamper)
     exchange = NodeExchange(grid, timeout_s=0.2)
     run_keys = SecAggRunKeys()
     registered = run_keys.ensure_setup(exchange, nodes)
     result = run_session(
-        exchange, run_keys, secagg, layout_for(secagg, len(nodes)), RecordDict(), session.TRAIN,
+        exchange, run_keys, secagg, layout_for(secagg, max_contributors), RecordDict(), session.TRAIN,
         sorted(registered), min_nodes,
     )
     return result, grid
@@ -118,6 +121,8 @@ def test_property_any_tolerated_dropouts_give_the_exact_survivor_sum(count, drop
     dropped = drops.draw(st.lists(st.sampled_from(nodes), unique=True, max_size=tolerated))
     stage = drops.draw(st.sampled_from([session.SHARE_KEYS, session.TRAIN, session.UNMASK]))
     result, _ = run(nodes, secagg=secagg, drop_at={stage: set(dropped)})
+    survivors = nodes if stage == session.UNMASK else [node for node in nodes if node not in dropped]
+    assert result.used == survivors
     assert_exact(result, secagg)
 
 
@@ -198,6 +203,61 @@ def test_a_node_refuses_to_reveal_both_secrets_of_one_neighbour() -> None:
     request.metadata.__dict__["_message_id"] = "m"
     with pytest.raises(secagg_node.ProtocolViolation, match="both secrets"):
         secagg_node.unmask(request, context, ConfigRecord({"label": "node-1"}))
+
+
+def replies_to(grid, stage: str) -> dict[int, Message]:
+    return {reply.metadata.src_node_id: reply for reply in grid.received if reply.metadata.message_type == stage}
+
+
+def test_a_node_given_too_few_peers_refuses_to_mask_so_its_self_mask_alone_never_hides_it() -> None:
+    # Attack A: no peers, so the node would mask with its self-mask only, which its holders then reveal.
+    def no_peers_for_33(node_id: int, message: Message) -> None:
+        if node_id == 33 and message.metadata.message_type == session.TRAIN:
+            record = message.content[session.PEERS_RECORD]
+            message.content[session.PEERS_RECORD] = ConfigRecord({**dict(record), "peers": b"", "s-pks": [b""]})
+
+    result, grid = run(NODES, tamper_instruction=no_peers_for_33)
+    refusal = replies_to(grid, session.TRAIN)[33]
+    assert refusal.has_error() and "ProtocolViolation" in refusal.error.reason
+    assert result.used == [11, 22, 44, 55]
+    assert_exact(result)
+
+
+def test_nodes_refuse_to_unmask_when_the_server_names_fewer_used_than_the_threshold() -> None:
+    # Attack B: "only 33 was used, its neighbours dropped" would reveal 33's self-mask and every mask key.
+    target = 33
+
+    def single_out_the_target(node_id: int, message: Message) -> None:
+        if message.metadata.message_type == session.UNMASK:
+            record = message.content[session.UNMASK_RECORD]
+            others = ids_to_bytes([node for node in NODES if node != target])
+            message.content[session.UNMASK_RECORD] = ConfigRecord(
+                {**dict(record), "used": ids_to_bytes([target]), "dropped": others}
+            )
+
+    result, grid = run(NODES, tamper_instruction=single_out_the_target)
+    reveals = replies_to(grid, session.UNMASK)
+    assert sorted(reveals) == NODES
+    assert all(reply.has_error() and "threshold" in reply.error.reason for reply in reveals.values())
+    assert result.sums is None
+
+
+def test_a_node_masks_only_one_vector_per_round() -> None:
+    result, grid = run(NODES, drop_at={session.UNMASK: set(NODES)})
+    assert result.sums is None  # the round state stays on the nodes
+    instruction = next(
+        message for message in grid.delivered
+        if message.metadata.dst_node_id == 11 and message.metadata.message_type == session.TRAIN
+    )
+    vector = layout_for(BASE, len(NODES)).encode(known_values(11, BASE.clip_range)).vector
+    with pytest.raises(secagg_node.ProtocolViolation, match="already sent"):
+        secagg_node.masked(instruction, grid.contexts[11], vector, ConfigRecord({"label": "node-11"}))
+
+
+def test_more_participants_than_the_layout_allows_fail_the_session_naming_the_setting() -> None:
+    result, grid = run(NODES, max_contributors=len(NODES) - 1)
+    assert result.sums is None and "federation.num_nodes=4" in result.failure
+    assert not replies_to(grid, session.SHARE_KEYS)  # nothing was sent
 
 
 @given(

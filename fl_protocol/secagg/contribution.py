@@ -63,31 +63,43 @@ class ContributionLayout:
             offset += segment.length
         self.length = offset
 
+    @property
+    def count_limit(self) -> int:
+        """The largest exact count a node may send: `max_contributors` of them cannot overflow."""
+        return (1 << MODULUS_BITS) // (self.max_contributors + 1) - 1
+
     def step(self, name: str) -> float:
         """The quantization step of a bounded segment (0 for exact segments)."""
         segment = self._segment(name)
         return 0.0 if segment.bound is None else 2 * segment.bound / self._levels
 
-    def encode(self, values: Mapping[str, np.ndarray | float | int]) -> EncodedContribution:
-        """One node's values as a uint32 vector (every segment must be given)."""
+    def encode(
+        self, values: Mapping[str, np.ndarray | float | int], clipped_into: str | None = None
+    ) -> EncodedContribution:
+        """One node's values as a uint32 vector (every segment must be given).
+
+        With `clipped_into`, that exact one-value segment is not given but filled with
+        the count of clipped values, so callers need no second pass to count them.
+        """
         vector = np.empty(self.length, dtype=np.uint32)
         clipped = 0
         for segment in self.segments:
-            raw = np.asarray(values[segment.name], dtype=np.float64).reshape(-1)
-            if raw.size != segment.length:
-                raise ValueError(f"segment {segment.name!r} has {segment.length} values, got {raw.size}")
+            if segment.name == clipped_into:
+                continue
+            raw = _values(segment, values[segment.name])
             start = self._offsets[segment.name]
             if segment.bound is None:
-                limit = (1 << MODULUS_BITS) // (self.max_contributors + 1)
-                if np.any(raw < 0) or np.any(raw >= limit) or np.any(raw != np.round(raw)):
-                    raise ValueError(f"segment {segment.name!r} holds counts: integers in [0, {limit})")
-                vector[start : start + segment.length] = raw.astype(np.uint32)
+                vector[start : start + segment.length] = self._counts(segment, raw)
                 continue
             outside = np.abs(raw) > segment.bound
             clipped += int(np.count_nonzero(outside))
             bounded = np.clip(raw, -segment.bound, segment.bound)
             levels = np.rint((bounded + segment.bound) * (self._levels / (2 * segment.bound)))
             vector[start : start + segment.length] = levels.astype(np.uint32)
+        if clipped_into is not None:
+            segment = self._segment(clipped_into)
+            start = self._offsets[segment.name]
+            vector[start : start + segment.length] = self._counts(segment, _values(segment, clipped))
         return EncodedContribution(vector, clipped)
 
     def decode_sum(self, total: np.ndarray, contributors: int) -> dict[str, np.ndarray]:
@@ -108,8 +120,22 @@ class ContributionLayout:
         """Largest absolute error of a decoded sum: half a step per contributor."""
         return contributors * self.step(name) / 2
 
+    def _counts(self, segment: Segment, raw: np.ndarray) -> np.ndarray:
+        if segment.bound is not None:
+            raise ValueError(f"segment {segment.name!r} holds bounded values, not counts")
+        if np.any(raw < 0) or np.any(raw > self.count_limit) or np.any(raw != np.round(raw)):
+            raise ValueError(f"segment {segment.name!r} holds counts: integers in [0, {self.count_limit}]")
+        return raw.astype(np.uint32)
+
     def _segment(self, name: str) -> Segment:
         for segment in self.segments:
             if segment.name == name:
                 return segment
         raise KeyError(name)
+
+
+def _values(segment: Segment, given: np.ndarray | float | int) -> np.ndarray:
+    raw = np.asarray(given, dtype=np.float64).reshape(-1)
+    if raw.size != segment.length:
+        raise ValueError(f"segment {segment.name!r} has {segment.length} values, got {raw.size}")
+    return raw
