@@ -28,16 +28,20 @@ def encrypt(values: np.ndarray, settings: CkksSettings) -> list[bytes]:
     ]
 
 
+def decrypt(chunks: list[bytes], length: int, settings: CkksSettings) -> np.ndarray:
+    """The first `length` values of the serialized ciphertexts `chunks`, as float64."""
+    secret = node_context(settings)
+    values = np.concatenate([np.asarray(ts.ckks_vector_from(secret, chunk).decrypt()) for chunk in chunks])[:length]
+    return values.astype(np.float64)
+
+
 def decrypt_sum(msg: Message, context: Context, settings: CkksSettings, node_info: ConfigRecord) -> Message:
     """Decrypt the summed ciphertexts the server sends; answer with the plain sum, authenticated."""
     request = msg.content[SUM_RECORD]
     chunks = [bytes(chunk) for chunk in request["chunks"]]
-    length = int(request["length"])
-    secret = node_context(settings)
-    values = np.concatenate([np.asarray(ts.ckks_vector_from(secret, chunk).decrypt()) for chunk in chunks])[:length]
-    values = values.astype(np.float64)
+    values = decrypt(chunks, int(request["length"]), settings)
     tag = keys.tag(
-        secagg_node.auth_key(context), b"ckks-decrypt", keys.digest(b"".join(chunks)), keys.digest(values.tobytes())
+        secagg_node.auth_key(context), b"ckks-decrypt", len(chunks).to_bytes(8, "big"), *chunks, values.tobytes()
     )
     content = RecordDict(
         {

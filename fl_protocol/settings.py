@@ -23,6 +23,9 @@ DEVICES = ("cpu", "cuda", "auto")
 IMAGE_FORMATS = ("png", "jpeg", "mixed")
 UPDATE_PROTECTION_MODES = ("none", "secagg", "ckks")
 PRIVACY_MODES = ("none", "central", "local_dpsgd")
+# SEAL's largest total coefficient modulus (bits) per CKKS polynomial modulus degree, at
+# 128-bit security; the degrees fedtriage accepts.
+CKKS_MAX_COEFF_MOD_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
 
 
 @dataclass
@@ -357,17 +360,37 @@ def _check_update_protection(settings: RunSettings) -> None:
     )
     _require(sec.metric_bound > 0, "secure.secagg.metric_bound", f"must be > 0, got {sec.metric_bound}")
     if secure.mode == "ckks":
-        ckks = secure.ckks
-        _require(
-            ckks.poly_modulus_degree in (4096, 8192, 16384, 32768),
-            "secure.ckks.poly_modulus_degree",
-            f"must be 4096, 8192, 16384 or 32768, got {ckks.poly_modulus_degree}",
-        )
-        _require(len(ckks.coeff_mod_bit_sizes) >= 2, "secure.ckks.coeff_mod_bit_sizes", "needs at least 2 moduli")
-        _require(
-            20 <= ckks.global_scale_bits <= 60, "secure.ckks.global_scale_bits", f"must be in [20, 60], got "
-            f"{ckks.global_scale_bits}"
-        )
+        _check_ckks(secure.ckks)
+
+
+def _check_ckks(ckks: CkksSettings) -> None:
+    """Parameters SEAL would refuse only later, with an error that names no setting."""
+    _require(
+        ckks.poly_modulus_degree in CKKS_MAX_COEFF_MOD_BITS,
+        "secure.ckks.poly_modulus_degree",
+        f"must be 4096, 8192, 16384 or 32768, got {ckks.poly_modulus_degree}",
+    )
+    bits = ckks.coeff_mod_bit_sizes
+    _require(len(bits) >= 2, "secure.ckks.coeff_mod_bit_sizes", "needs at least 2 moduli")
+    _require(
+        all(2 <= size <= 60 for size in bits), "secure.ckks.coeff_mod_bit_sizes", f"each must be in [2, 60], got {bits}"
+    )
+    limit = CKKS_MAX_COEFF_MOD_BITS[ckks.poly_modulus_degree]
+    _require(
+        sum(bits) <= limit,
+        "secure.ckks.coeff_mod_bit_sizes",
+        f"add up to {sum(bits)} bits, more than the {limit} SEAL allows for "
+        f"secure.ckks.poly_modulus_degree={ckks.poly_modulus_degree}",
+    )
+    _require(
+        20 <= ckks.global_scale_bits <= 60, "secure.ckks.global_scale_bits", f"must be in [20, 60], got "
+        f"{ckks.global_scale_bits}"
+    )
+    _require(
+        ckks.encrypted_layers is None or len(ckks.encrypted_layers) > 0,
+        "secure.ckks.encrypted_layers",
+        "must name at least one layer prefix (or be null for the whole model); [] would encrypt nothing",
+    )
 
 
 def _check_privacy(settings: RunSettings) -> None:
@@ -408,20 +431,23 @@ def check_simulation(settings: RunSettings) -> None:
 
 
 def with_absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Return `config` with relative holdings/model/output paths made absolute.
+    """Return `config` with relative holdings/model/output/CKKS-context paths made absolute.
 
     Flower apps may run with another working directory (a SuperLink's, a Ray
     worker's), so paths are fixed before the configuration crosses into Flower.
     """
     keys = (
-        ("holdings", "path"),
-        ("holdings", "vics_root"),
-        ("model", "weights_path"),
-        ("checkpoint", "resume_from"),
-        (None, "output_dir"),
+        (("holdings",), "path"),
+        (("holdings",), "vics_root"),
+        (("model",), "weights_path"),
+        (("checkpoint",), "resume_from"),
+        (("secure", "ckks"), "context_dir"),
+        ((), "output_dir"),
     )
-    for section, key in keys:
-        holder = config if section is None else config.get(section, {})
+    for sections, key in keys:
+        holder = config
+        for section in sections:
+            holder = holder.get(section, {})
         value = holder.get(key)
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
             holder[key] = str((base / Path(value).expanduser()).resolve())

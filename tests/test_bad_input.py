@@ -44,6 +44,10 @@ def make_holdings(root: Path, classes: dict[str, int]) -> Path:
         (["secure.secagg.clip_range=0"], "secure.secagg.clip_range"),
         (["secure.secagg.max_weight=0"], "secure.secagg.max_weight"),
         (["secure=ckks", "secure.ckks.poly_modulus_degree=1000"], "secure.ckks.poly_modulus_degree"),
+        # The default moduli (200 bits) exceed the 109 bits SEAL allows at degree 4096.
+        (["secure=ckks", "secure.ckks.poly_modulus_degree=4096"], "secure.ckks.coeff_mod_bit_sizes"),
+        (["secure=ckks", "secure.ckks.coeff_mod_bit_sizes=[61,40,40,60]"], "secure.ckks.coeff_mod_bit_sizes"),
+        (["secure=ckks", "secure.ckks.encrypted_layers=[]"], "secure.ckks.encrypted_layers"),
         (["privacy=central", "privacy.noise_multiplier=0"], "privacy.noise_multiplier"),
     ],
 )
