@@ -6,7 +6,6 @@ take its epsilon past `privacy.epsilon_budget` (it then drops out of the round).
 """
 
 import copy
-import math
 import time
 
 import torch
@@ -38,12 +37,12 @@ def train_with_dpsgd(
     started = time.perf_counter()
     size = len(dataset)  # type: ignore[arg-type]
     batch_size = min(train.batch_size, size)
-    sample_rate = batch_size / size
-    steps = train.local_epochs * math.ceil(1 / sample_rate)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    batches = _poisson_batches(loader)
     engine = PrivacyEngine(accountant="rdp")
     engine.accountant.history = _ledger(context)
     trial = copy.deepcopy(engine.accountant)
-    trial.history.append((privacy.noise_multiplier, sample_rate, steps))
+    trial.history.append((privacy.noise_multiplier, 1 / batches, train.local_epochs * batches))
     if (planned := trial.get_epsilon(privacy.delta)) > privacy.epsilon_budget:
         raise PrivacyBudgetExhausted(
             f"this round would take the node's epsilon to {planned:.3f} > privacy.epsilon_budget="
@@ -53,7 +52,6 @@ def train_with_dpsgd(
     torch.manual_seed(seed)
     device = resolve_device(train.device)
     model.to(device).train()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     private_model, optimizer, private_loader = engine.make_private(
         module=model,
         optimizer=build_optimizer(model, train),
@@ -90,6 +88,17 @@ def train_with_dpsgd(
         seconds=time.perf_counter() - started,
         epsilon=engine.get_epsilon(privacy.delta),
     )
+
+
+def _poisson_batches(loader: DataLoader) -> int:
+    """Batches per epoch of the Poisson loader Opacus makes of `loader`; its accountant records rate 1 / that.
+
+    Opacus 1.6 sets the rate to 1 / len(loader) and the steps to int(1 / rate), which for some
+    lengths is one less than len(loader) (93 -> 92): ask Opacus rather than mirror its arithmetic.
+    """
+    from opacus.data_loader import DPDataLoader
+
+    return len(DPDataLoader.from_data_loader(loader))
 
 
 def _ledger(context: Context) -> list[tuple[float, float, int]]:

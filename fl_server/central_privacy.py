@@ -4,8 +4,9 @@ Nodes clip their update's L2 norm to `privacy.clip_norm` before masking; the ser
 adds Gaussian noise of std `noise_multiplier * clip_norm` to the securely aggregated
 sum before the strategy sees it. One node changes that sum by at most `clip_norm`,
 so each round is a sampled Gaussian mechanism; Opacus's RDP accountant composes them
-(sampling rate: the fraction of nodes sampled). Noise is drawn from a generator
-seeded by the OS, never from the run's seed.
+(sampling rate: the nodes a round samples over the nodes connected when it samples,
+as Flower's strategies sample). Noise is drawn from a generator seeded by the OS,
+never from the run's seed.
 """
 
 import copy
@@ -26,15 +27,19 @@ class CentralPrivacy:
         self._std = privacy.noise_multiplier * privacy.clip_norm
         self._delta = privacy.delta
         self._budget = privacy.epsilon_budget
-        self._population = settings.federation.num_nodes
-        self._sample_rate = settings.federation.fraction_train
+        self._fraction_train = settings.federation.fraction_train
+        self._min_train_nodes = settings.federation.min_train_nodes
+        # The nodes connected when the current round sampled (set by `refuses_round`).
+        self._connected = settings.federation.num_nodes
         self._accountant = RDPAccountant()
         self._rng = np.random.default_rng(secrets.randbits(128))
 
-    def refuses_round(self, server_round: int) -> str | None:
-        """Why the next round may not run (its release would exceed the budget), or None."""
+    def refuses_round(self, server_round: int, connected: int) -> str | None:
+        """Why the next round, sampling from `connected` nodes, may not run (its release would
+        exceed the budget), or None. Its ledger entry is priced at the same rate."""
+        self._connected = connected
         trial = copy.deepcopy(self._accountant)
-        trial.step(noise_multiplier=self._noise_multiplier, sample_rate=self._sample_rate)
+        trial.step(noise_multiplier=self._noise_multiplier, sample_rate=self._rate(self._round_sample_size()))
         epsilon = trial.get_epsilon(self._delta)
         if epsilon > self._budget:
             return (
@@ -47,11 +52,18 @@ class CentralPrivacy:
         return update_sum + self._rng.normal(0.0, self._std, size=update_sum.shape)
 
     def record_round(self, sampled: int) -> dict[str, float]:
-        """Account for one noisy release; return what was spent so far."""
-        rate = sampled / self._population if self._population else self._sample_rate
-        self._accountant.step(noise_multiplier=self._noise_multiplier, sample_rate=min(1.0, rate))
+        """Account for one noisy release of `sampled` nodes' sum; return what was spent so far."""
+        self._accountant.step(noise_multiplier=self._noise_multiplier, sample_rate=self._rate(sampled))
         return self.metrics()
 
     def metrics(self) -> dict[str, float]:
         epsilon = self._accountant.get_epsilon(self._delta) if self._accountant.history else 0.0
         return {"dp-epsilon": float(epsilon), "dp-delta": self._delta, "dp-noise-std": self._std}
+
+    def _round_sample_size(self) -> int:
+        """How many nodes the next round samples: Flower's `max(int(n * fraction_train), min_train_nodes)`."""
+        return max(int(self._connected * self._fraction_train), self._min_train_nodes)
+
+    def _rate(self, sampled: int) -> float:
+        """One node's chance to be in the round: the same for the budget check and the ledger."""
+        return min(1.0, sampled / self._connected)

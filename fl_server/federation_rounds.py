@@ -125,7 +125,8 @@ class FederationRounds:
 
         consecutive_failures = 0
         for server_round in range(self._plan.first_round, self._plan.num_rounds + 1):
-            if reason := self._aggregation.stop_before(server_round):
+            self._exchange.new_round()
+            if reason := self._aggregation.stop_before(server_round, connected=self._wait_for_nodes()):
                 logger.warning("stopping before round %d: %s", server_round, reason)
                 outcome.stop_reason = reason
                 break
@@ -148,21 +149,28 @@ class FederationRounds:
             self._listener.round_finished(record, new_arrays)
 
         if self._aggregation.evaluates_received_model and self._evaluation_wanted():
-            # The last model has not been evaluated on the nodes yet: one evaluation-only session.
-            self._exchange.new_round()
-            self._wait_for_nodes()
-            metrics = self._aggregation.evaluate(self._exchange, self._strategy, self._plan.num_rounds, outcome.arrays)
-            self._attach_federated_evaluation(self._last_completed_round(), metrics.metrics)
+            self._evaluate_last_model(outcome.arrays)
         return outcome
+
+    def _evaluate_last_model(self, arrays: ArrayRecord) -> None:
+        """The last model has not been evaluated on the nodes yet: one evaluation-only session.
+
+        Training is done by then, so nodes that are gone cost the run its last evaluation, not the run.
+        """
+        self._exchange.new_round()
+        try:
+            self._wait_for_nodes()
+        except FederationError as err:
+            logger.warning("federated evaluation after round %d skipped: %s", self._plan.num_rounds, err)
+            return
+        metrics = self._aggregation.evaluate(self._exchange, self._strategy, self._plan.num_rounds, arrays)
+        self._attach_federated_evaluation(self._last_completed_round(), metrics.metrics)
 
     def _run_round(
         self, server_round: int, arrays: ArrayRecord
     ) -> tuple[RoundRecord, ArrayRecord | None, str | None]:
         started = time.perf_counter()
         record = RoundRecord(round=server_round)
-        self._exchange.new_round()
-        self._wait_for_nodes()
-
         trained = self._aggregation.train_round(self._exchange, self._strategy, server_round, arrays)
         record.nodes_sampled = trained.nodes_sampled
         record.nodes_replied = trained.nodes_contributed
@@ -173,7 +181,8 @@ class FederationRounds:
         if trained.holdings_reports:
             self._listener.holdings_reported(trained.holdings_reports)
         if trained.received_model_eval:
-            self._attach_federated_evaluation(server_round - 1, trained.received_model_eval)
+            # The nodes evaluated the model they received: the last completed round's.
+            self._attach_federated_evaluation(self._last_completed_round(), trained.received_model_eval)
         failure = trained.failure
         if failure is None and trained.nodes_contributed < self._plan.min_train_nodes:
             failure = (
@@ -229,7 +238,8 @@ class FederationRounds:
     def _last_completed_round(self) -> int:
         return max((r.round for r in self.history if r.train_metrics), default=0)
 
-    def _wait_for_nodes(self) -> None:
+    def _wait_for_nodes(self) -> int:
+        """Wait for `min_available_nodes`; return how many are connected."""
         deadline = time.monotonic() + self._plan.node_wait_timeout_s
         needed = self._plan.min_available_nodes
         while (connected := len(list(self._grid.get_node_ids()))) < needed:
@@ -241,6 +251,7 @@ class FederationRounds:
                     "or lower federation.min_available_nodes"
                 )
             time.sleep(0.2)
+        return connected
 
 
 def _with_node_errors(failure: str, failures: dict[str, str]) -> str:

@@ -55,7 +55,7 @@ class PlaintextAggregation:
         outcome.metrics = scalar_metrics(metrics)
         return outcome
 
-    def stop_before(self, server_round: int) -> str | None:
+    def stop_before(self, server_round: int, connected: int) -> str | None:
         return None
 
     def evaluate(

@@ -87,9 +87,9 @@ class SecAggAggregation:
             outcome.metrics["local-epsilon-mean"] = epsilon_sum / len(result.used)
         return outcome
 
-    def stop_before(self, server_round: int) -> str | None:
+    def stop_before(self, server_round: int, connected: int) -> str | None:
         """Central DP: stop before a round whose release would exceed the epsilon budget."""
-        return self.privacy.refuses_round(server_round) if self.privacy is not None else None
+        return self.privacy.refuses_round(server_round, connected) if self.privacy is not None else None
 
     def evaluate(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord

@@ -62,11 +62,10 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
     arrays, history, first_round = _starting_point(settings, model, strategy)
     evaluator = CentralEvaluator(settings) if settings.evaluation.central else None
 
+    spec = ModelSpec.from_settings(settings)
     tracker = build_tracker(settings, output_dir)
     tracker.start(settings)
-    checkpoints = CheckpointListener(
-        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, ModelSpec.from_settings(settings)
-    )
+    checkpoints = CheckpointListener(output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, spec)
     fed = settings.federation
     rounds = FederationRounds(
         grid=grid,
@@ -97,7 +96,6 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
         raise
 
     model.load_state_dict(outcome.arrays.to_torch_state_dict())
-    spec = ModelSpec.from_settings(settings)
     final_model_path = save_model_file(output_dir / "final_model.pt", model, spec)
     tracked = tracker.finish(
         outcome.history, model, checkpoints.latest, "FINISHED", {MODEL_SPEC_METADATA: spec.to_dict()}

@@ -63,8 +63,9 @@ class UpdateAggregation(Protocol):
     ) -> EvaluationOutcome:
         """Evaluate `arrays` on the nodes."""
 
-    def stop_before(self, server_round: int) -> str | None:
-        """Why the run must end before `server_round` (e.g. a privacy budget), or None."""
+    def stop_before(self, server_round: int, connected: int) -> str | None:
+        """Why the run must end before `server_round`, which samples from `connected` nodes
+        (e.g. a privacy budget the round would exceed), or None."""
 
 
 def apply_strategy_to_mean(

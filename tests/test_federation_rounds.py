@@ -10,6 +10,7 @@ from flwr.app import ArrayRecord, Message
 from fl_client.client_app import app as client_app
 from fl_client.holdings import central_test_holdings, write_synthetic_holdings
 from fl_protocol.run_config import load_settings, to_run_config
+from fl_protocol.secagg import session
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator
 from fl_server.federation_rounds import FederationError, FederationRounds, RoundPlan
@@ -151,6 +152,44 @@ def test_consecutive_failed_rounds_stop_the_run_with_the_node_errors() -> None:
     )
     with pytest.raises(FederationError, match="2 consecutive rounds failed"):
         run_rounds(settings, grid, Recorder())
+
+
+def test_nodes_evaluation_of_the_model_they_received_lands_on_the_round_that_made_it() -> None:
+    # Secure modes evaluate the received model while training the next round. Round 2 fails,
+    # so the nodes of round 3 evaluate round 1's model.
+    settings = small_federation("secure=secagg")
+    recorder = Recorder()
+
+    def unmasking_fails_in_round_2(node_id: int, message: Message) -> bool:
+        in_round_2 = recorder.finished[-1].round == 1 and not recorder.failed
+        return in_round_2 and node_id != 100 and message.metadata.message_type == session.UNMASK
+
+    grid = InProcessGrid(
+        client_app, simulated_nodes(settings), to_run_config(settings), drop=unmasking_fails_in_round_2
+    )
+    rounds, _ = run_rounds(settings, grid, recorder)
+
+    assert [record.round for record, _ in recorder.failed] == [2]
+    assert recorder.late_evaluations == [0, 1, 3]  # round 3's evaluation belongs to round 1
+    assert rounds.history[1].federated_eval and not rounds.history[2].federated_eval
+
+
+def test_nodes_gone_after_the_last_round_cost_its_evaluation_not_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    settings = small_federation("secure=secagg", "federation.num_rounds=2", "federation.node_wait_timeout_s=0.3")
+    grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
+
+    class NodeLeavesAfterTraining(Recorder):
+        def round_finished(self, record: RoundRecord, arrays: ArrayRecord) -> None:
+            super().round_finished(record, arrays)
+            if record.round == 2:
+                del grid.contexts[102]
+
+    recorder = NodeLeavesAfterTraining()
+    rounds, _ = run_rounds(settings, grid, recorder)
+
+    assert [record.round for record in recorder.finished] == [0, 1, 2]
+    assert not rounds.history[2].federated_eval
+    assert "federated evaluation after round 2 skipped" in caplog.text
 
 
 def test_waiting_for_nodes_ends_after_the_timeout_with_a_clear_error() -> None:
