@@ -9,12 +9,14 @@ ranges, so a bad setting fails before any node trains.
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fl_protocol.errors import ConfigError
+
+_Settings = TypeVar("_Settings")
 
 HOLDINGS_SOURCES = ("digits", "folder", "synthetic", "vics")
 PARTITION_SCHEMES = ("iid", "dirichlet", "shards")
@@ -231,26 +233,31 @@ def settings_from_mapping(config: Mapping[str, Any] | Any) -> RunSettings:
 
     Raises `ConfigError` naming the first offending key.
     """
-    try:
-        schema = OmegaConf.structured(RunSettings)
-        merged = OmegaConf.merge(schema, config)
-        settings = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "config"
-        problem = str(err).split("\n", 1)[0]
-        raise ConfigError(str(key), problem) from err
-    assert isinstance(settings, RunSettings)
+    settings = typed_settings(RunSettings, config)
     check_ranges(settings)
     return settings
 
 
-def _require(condition: bool, key: str, problem: str) -> None:
+def typed_settings(schema: type[_Settings], config: Mapping[str, Any] | Any) -> _Settings:
+    """`config` checked against the dataclass `schema`; a `ConfigError` names the first bad key."""
+    try:
+        settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), config))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        problem = str(err).split("\n", 1)[0]
+        raise ConfigError(str(key), problem) from err
+    assert isinstance(settings, schema)
+    return settings
+
+
+def require(condition: bool, key: str, problem: str) -> None:
+    """Raise `ConfigError(key, problem)` unless `condition`."""
     if not condition:
         raise ConfigError(key, problem)
 
 
 def _one_of(value: str, choices: tuple[str, ...], key: str) -> None:
-    _require(value in choices, key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+    require(value in choices, key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
 def check_ranges(settings: RunSettings) -> None:
@@ -258,59 +265,59 @@ def check_ranges(settings: RunSettings) -> None:
     hold = settings.holdings
     _one_of(hold.source, HOLDINGS_SOURCES, "holdings.source")
     if hold.source in ("folder", "synthetic", "vics"):
-        _require(bool(hold.path), "holdings.path", f"required for source {hold.source!r}")
+        require(bool(hold.path), "holdings.path", f"required for source {hold.source!r}")
     if hold.source == "vics":
         _check_vics_holdings(hold)
-    _require(hold.image_size >= 4, "holdings.image_size", f"must be >= 4, got {hold.image_size}")
-    _require(hold.channels in (1, 3), "holdings.channels", f"must be 1 or 3, got {hold.channels}")
-    _require(0.0 <= hold.test_fraction < 1.0, "holdings.test_fraction", f"must be in [0, 1), got {hold.test_fraction}")
-    _require(0.0 <= hold.val_fraction < 1.0, "holdings.val_fraction", f"must be in [0, 1), got {hold.val_fraction}")
+    require(hold.image_size >= 4, "holdings.image_size", f"must be >= 4, got {hold.image_size}")
+    require(hold.channels in (1, 3), "holdings.channels", f"must be 1 or 3, got {hold.channels}")
+    require(0.0 <= hold.test_fraction < 1.0, "holdings.test_fraction", f"must be in [0, 1), got {hold.test_fraction}")
+    require(0.0 <= hold.val_fraction < 1.0, "holdings.val_fraction", f"must be in [0, 1), got {hold.val_fraction}")
     if hold.classes is not None:
-        _require(len(hold.classes) >= 2, "holdings.classes", f"needs at least 2 classes, got {hold.classes}")
-        _require(len(set(hold.classes)) == len(hold.classes), "holdings.classes", "names must be unique")
+        require(len(hold.classes) >= 2, "holdings.classes", f"needs at least 2 classes, got {hold.classes}")
+        require(len(set(hold.classes)) == len(hold.classes), "holdings.classes", "names must be unique")
     _one_of(hold.synthetic.image_format, IMAGE_FORMATS, "holdings.synthetic.image_format")
-    _require(hold.synthetic.images_per_class >= 0, "holdings.synthetic.images_per_class", "must be >= 0")
+    require(hold.synthetic.images_per_class >= 0, "holdings.synthetic.images_per_class", "must be >= 0")
 
     part = settings.partition
     _one_of(part.scheme, PARTITION_SCHEMES, "partition.scheme")
-    _require(part.alpha > 0, "partition.alpha", f"must be > 0, got {part.alpha}")
-    _require(part.labels_per_node >= 1, "partition.labels_per_node", f"must be >= 1, got {part.labels_per_node}")
-    _require(part.min_samples_per_node >= 1, "partition.min_samples_per_node", "must be >= 1")
+    require(part.alpha > 0, "partition.alpha", f"must be > 0, got {part.alpha}")
+    require(part.labels_per_node >= 1, "partition.labels_per_node", f"must be >= 1, got {part.labels_per_node}")
+    require(part.min_samples_per_node >= 1, "partition.min_samples_per_node", "must be >= 1")
 
     train = settings.train
     _one_of(train.optimizer, OPTIMIZERS, "train.optimizer")
     _one_of(train.device, DEVICES, "train.device")
-    _require(train.local_epochs >= 1, "train.local_epochs", f"must be >= 1, got {train.local_epochs}")
-    _require(train.batch_size >= 1, "train.batch_size", f"must be >= 1, got {train.batch_size}")
-    _require(train.lr > 0, "train.lr", f"must be > 0, got {train.lr}")
-    _require(train.threads >= 1, "train.threads", f"must be >= 1, got {train.threads}")
+    require(train.local_epochs >= 1, "train.local_epochs", f"must be >= 1, got {train.local_epochs}")
+    require(train.batch_size >= 1, "train.batch_size", f"must be >= 1, got {train.batch_size}")
+    require(train.lr > 0, "train.lr", f"must be > 0, got {train.lr}")
+    require(train.threads >= 1, "train.threads", f"must be >= 1, got {train.threads}")
 
     fed = settings.federation
-    _require(fed.num_nodes >= 1, "federation.num_nodes", f"must be >= 1, got {fed.num_nodes}")
-    _require(fed.num_rounds >= 1, "federation.num_rounds", f"must be >= 1, got {fed.num_rounds}")
+    require(fed.num_nodes >= 1, "federation.num_nodes", f"must be >= 1, got {fed.num_nodes}")
+    require(fed.num_rounds >= 1, "federation.num_rounds", f"must be >= 1, got {fed.num_rounds}")
     for key in ("fraction_train", "fraction_evaluate"):
         value = getattr(fed, key)
-        _require(0.0 <= value <= 1.0, f"federation.{key}", f"must be in [0, 1], got {value}")
-    _require(fed.fraction_train > 0, "federation.fraction_train", "must be > 0: a federation has to train")
+        require(0.0 <= value <= 1.0, f"federation.{key}", f"must be in [0, 1], got {value}")
+    require(fed.fraction_train > 0, "federation.fraction_train", "must be > 0: a federation has to train")
     for key in ("min_train_nodes", "min_evaluate_nodes", "min_available_nodes"):
         value = getattr(fed, key)
-        _require(value >= 1, f"federation.{key}", f"must be >= 1, got {value}")
-    _require(
+        require(value >= 1, f"federation.{key}", f"must be >= 1, got {value}")
+    require(
         fed.min_train_nodes <= fed.min_available_nodes,
         "federation.min_train_nodes",
         f"{fed.min_train_nodes} exceeds federation.min_available_nodes={fed.min_available_nodes}",
     )
-    _require(fed.node_wait_timeout_s > 0, "federation.node_wait_timeout_s", "must be > 0")
-    _require(fed.round_timeout_s > 0, "federation.round_timeout_s", "must be > 0")
-    _require(
+    require(fed.node_wait_timeout_s > 0, "federation.node_wait_timeout_s", "must be > 0")
+    require(fed.round_timeout_s > 0, "federation.round_timeout_s", "must be > 0")
+    require(
         fed.max_consecutive_failed_rounds >= 1, "federation.max_consecutive_failed_rounds", "must be >= 1"
     )
 
     _check_update_protection(settings)
     _check_privacy(settings)
-    _require(bool(settings.tracking.experiment_name), "tracking.experiment_name", "must not be empty")
-    _require(settings.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
-    _require(settings.simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
+    require(bool(settings.tracking.experiment_name), "tracking.experiment_name", "must not be empty")
+    require(settings.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
+    require(settings.simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
 
 
 def _check_vics_holdings(hold: HoldingsSettings) -> None:
@@ -322,13 +329,13 @@ def _check_vics_holdings(hold: HoldingsSettings) -> None:
         raise ConfigError(
             "holdings.vics_categories", "required for source 'vics' (the VICS Category code of each class)"
         )
-    _require(
+    require(
         len(codes) == len(hold.classes),
         "holdings.vics_categories",
         f"needs one category code per class: {len(codes)} codes for {len(hold.classes)} classes",
     )
-    _require(len(set(codes)) == len(codes), "holdings.vics_categories", f"codes must be distinct, got {codes}")
-    _require(all(code >= 0 for code in codes), "holdings.vics_categories", f"codes must be >= 0, got {codes}")
+    require(len(set(codes)) == len(codes), "holdings.vics_categories", f"codes must be distinct, got {codes}")
+    require(all(code >= 0 for code in codes), "holdings.vics_categories", f"codes must be >= 0, got {codes}")
 
 
 def _check_update_protection(settings: RunSettings) -> None:
@@ -339,54 +346,54 @@ def _check_update_protection(settings: RunSettings) -> None:
     sec = secure.secagg
     nodes = settings.federation.num_nodes
     if sec.neighbours is not None:
-        _require(
+        require(
             sec.neighbours >= 2 and sec.neighbours % 2 == 0,
             "secure.secagg.neighbours",
             f"must be an even number >= 2 (or null for all), got {sec.neighbours}",
         )
-    _require(0.5 < sec.threshold <= 1.0, "secure.secagg.threshold", f"must be in (0.5, 1], got {sec.threshold}")
+    require(0.5 < sec.threshold <= 1.0, "secure.secagg.threshold", f"must be in (0.5, 1], got {sec.threshold}")
     headroom = 32 - math.ceil(math.log2(nodes + 1))
-    _require(
+    require(
         8 <= sec.quantization_bits <= min(24, headroom),
         "secure.secagg.quantization_bits",
         f"must be in [8, {min(24, headroom)}] so that the sum over {nodes} nodes fits 32 bits, "
         f"got {sec.quantization_bits}",
     )
-    _require(sec.clip_range > 0, "secure.secagg.clip_range", f"must be > 0, got {sec.clip_range}")
-    _require(
+    require(sec.clip_range > 0, "secure.secagg.clip_range", f"must be > 0, got {sec.clip_range}")
+    require(
         1 <= sec.max_weight and sec.max_weight * (nodes + 1) < 2**32,
         "secure.secagg.max_weight",
         f"must be >= 1 and small enough that {nodes} nodes' counts fit 32 bits, got {sec.max_weight}",
     )
-    _require(sec.metric_bound > 0, "secure.secagg.metric_bound", f"must be > 0, got {sec.metric_bound}")
+    require(sec.metric_bound > 0, "secure.secagg.metric_bound", f"must be > 0, got {sec.metric_bound}")
     if secure.mode == "ckks":
         _check_ckks(secure.ckks)
 
 
 def _check_ckks(ckks: CkksSettings) -> None:
     """Parameters SEAL would refuse only later, with an error that names no setting."""
-    _require(
+    require(
         ckks.poly_modulus_degree in CKKS_MAX_COEFF_MOD_BITS,
         "secure.ckks.poly_modulus_degree",
         f"must be 4096, 8192, 16384 or 32768, got {ckks.poly_modulus_degree}",
     )
     bits = ckks.coeff_mod_bit_sizes
-    _require(len(bits) >= 2, "secure.ckks.coeff_mod_bit_sizes", "needs at least 2 moduli")
-    _require(
+    require(len(bits) >= 2, "secure.ckks.coeff_mod_bit_sizes", "needs at least 2 moduli")
+    require(
         all(2 <= size <= 60 for size in bits), "secure.ckks.coeff_mod_bit_sizes", f"each must be in [2, 60], got {bits}"
     )
     limit = CKKS_MAX_COEFF_MOD_BITS[ckks.poly_modulus_degree]
-    _require(
+    require(
         sum(bits) <= limit,
         "secure.ckks.coeff_mod_bit_sizes",
         f"add up to {sum(bits)} bits, more than the {limit} SEAL allows for "
         f"secure.ckks.poly_modulus_degree={ckks.poly_modulus_degree}",
     )
-    _require(
+    require(
         20 <= ckks.global_scale_bits <= 60, "secure.ckks.global_scale_bits", f"must be in [20, 60], got "
         f"{ckks.global_scale_bits}"
     )
-    _require(
+    require(
         ckks.encrypted_layers is None or len(ckks.encrypted_layers) > 0,
         "secure.ckks.encrypted_layers",
         "must name at least one layer prefix (or be null for the whole model); [] would encrypt nothing",
@@ -399,22 +406,22 @@ def _check_privacy(settings: RunSettings) -> None:
     if privacy.mode == "none":
         return
     if privacy.mode == "central":
-        _require(
+        require(
             settings.secure.mode in ("secagg", "ckks"),
             "privacy.mode",
             "central DP adds noise to the securely aggregated sum: it needs secure.mode secagg or ckks",
         )
-        _require(privacy.clip_norm > 0, "privacy.clip_norm", f"must be > 0, got {privacy.clip_norm}")
+        require(privacy.clip_norm > 0, "privacy.clip_norm", f"must be > 0, got {privacy.clip_norm}")
     if privacy.mode == "local_dpsgd":
-        _require(
+        require(
             settings.strategy.name != "fedprox",
             "privacy.mode",
             "local DP-SGD clips per-sample gradients; FedProx's proximal term has none (use fedavg)",
         )
-    _require(privacy.noise_multiplier > 0, "privacy.noise_multiplier", f"must be > 0, got {privacy.noise_multiplier}")
-    _require(0 < privacy.delta < 1, "privacy.delta", f"must be in (0, 1), got {privacy.delta}")
-    _require(privacy.epsilon_budget > 0, "privacy.epsilon_budget", f"must be > 0, got {privacy.epsilon_budget}")
-    _require(privacy.max_grad_norm > 0, "privacy.max_grad_norm", f"must be > 0, got {privacy.max_grad_norm}")
+    require(privacy.noise_multiplier > 0, "privacy.noise_multiplier", f"must be > 0, got {privacy.noise_multiplier}")
+    require(0 < privacy.delta < 1, "privacy.delta", f"must be in (0, 1), got {privacy.delta}")
+    require(privacy.epsilon_budget > 0, "privacy.epsilon_budget", f"must be > 0, got {privacy.epsilon_budget}")
+    require(privacy.max_grad_norm > 0, "privacy.max_grad_norm", f"must be > 0, got {privacy.max_grad_norm}")
 
 
 def check_simulation(settings: RunSettings) -> None:
@@ -422,7 +429,7 @@ def check_simulation(settings: RunSettings) -> None:
     fed = settings.federation
     for key in ("min_train_nodes", "min_evaluate_nodes", "min_available_nodes"):
         value = getattr(fed, key)
-        _require(
+        require(
             value <= fed.num_nodes,
             f"federation.{key}",
             f"{value} exceeds federation.num_nodes={fed.num_nodes}: the simulation would wait for "
@@ -449,8 +456,12 @@ def with_absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
         for section in sections:
             holder = holder.get(section, {})
         value = holder.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            holder[key] = str((base / Path(value).expanduser()).resolve())
-        elif isinstance(value, str) and value:
-            holder[key] = str(Path(value).expanduser())
+        if isinstance(value, str) and value:
+            holder[key] = absolute_path(value, base)
     return config
+
+
+def absolute_path(value: str, base: Path) -> str:
+    """`value` with `~` expanded; a relative path is taken from `base`."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())

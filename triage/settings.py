@@ -5,12 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING
 
 from configs import CONFIG_DIR
-from fl_protocol.errors import ConfigError
 from fl_protocol.run_config import compose_config
+from fl_protocol.settings import absolute_path, require, typed_settings
 
 # Its own folder: keys such as `model` would otherwise read as the federation's config groups.
 TRIAGE_CONFIG_DIR = CONFIG_DIR / "triage"
@@ -52,36 +51,23 @@ class ClassifySettings:
 def load_classify_settings(overrides: list[str], base: Path | None = None) -> ClassifySettings:
     """configs/triage/classify.yaml with `key=value` overrides; paths made absolute against `base`."""
     config = compose_config(overrides, config_name=CLASSIFY_CONFIG, config_dir=TRIAGE_CONFIG_DIR)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ClassifySettings), config)
-        settings = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(str(getattr(err, "full_key", None) or "classify"), str(err).split("\n", 1)[0]) from err
-    assert isinstance(settings, ClassifySettings)
+    settings = typed_settings(ClassifySettings, config)
     _absolute_paths(settings, base or Path.cwd())
     _check(settings)
     return settings
 
 
 def _absolute_paths(settings: ClassifySettings, base: Path) -> None:
-    def absolute(value: str) -> str:
-        path = Path(value).expanduser()
-        return str(path if path.is_absolute() else (base / path).resolve())
-
-    settings.source = absolute(settings.source)
-    settings.out = absolute(settings.out)
+    settings.source = absolute_path(settings.source, base)
+    settings.out = absolute_path(settings.out, base)
     if settings.source_root:
-        settings.source_root = absolute(settings.source_root)
-    settings.known_hashes = [absolute(path) for path in settings.known_hashes]
+        settings.source_root = absolute_path(settings.source_root, base)
+    settings.known_hashes = [absolute_path(path, base) for path in settings.known_hashes]
     if Path(settings.model).expanduser().exists() or settings.model.endswith((".pt", ".pth")):
-        settings.model = absolute(settings.model)
+        settings.model = absolute_path(settings.model, base)
 
 
 def _check(settings: ClassifySettings) -> None:
-    def require(condition: bool, key: str, problem: str) -> None:
-        if not condition:
-            raise ConfigError(key, problem)
-
     require(Path(settings.source).exists(), "source", f"{settings.source} does not exist")
     require(0.0 <= settings.threshold <= 1.0, "threshold", f"must be in [0, 1], got {settings.threshold}")
     for index, rule in enumerate(settings.category_thresholds):
