@@ -17,7 +17,6 @@ from fl_protocol.telemetry import disable_phone_home
 disable_phone_home()
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -34,7 +33,7 @@ from experiments.secure_bench_apps import (  # noqa: E402
 )
 from fl_protocol.ckks_contexts import generate_contexts  # noqa: E402
 from fl_protocol.run_config import load_settings  # noqa: E402
-from fl_protocol.settings import RunSettings  # noqa: E402
+from fl_protocol.settings import RunSettings, with_ckks_context_dir  # noqa: E402
 from fl_server.tracking import read_history  # noqa: E402
 
 SPREAD = 0.5  # fixed updates are uniform in [-SPREAD, SPREAD]
@@ -100,15 +99,10 @@ def main() -> None:
 
 def fixed_updates(settings: RunSettings, values: int, scratch: Path) -> dict[str, float]:
     if settings.secure.mode == "ckks":
-        contexts = generate_contexts(settings.secure.ckks, scratch / "ckks")
-        settings = dataclasses.replace(
-            settings, secure=dataclasses.replace(
-                settings.secure, ckks=dataclasses.replace(settings.secure.ckks, context_dir=str(contexts))
-            )
-        )
+        settings = with_ckks_context_dir(settings, generate_contexts(settings.secure.ckks, scratch / "ckks"))
     run = BenchRun()
     server, client = fixed_update_apps(settings, values, SPREAD, run)
-    run_app_objects_in_simulation(server, client, settings.federation.num_nodes, settings)
+    run_app_objects_in_simulation(server, client, settings)
     return summarize(run, settings.secure.mode)
 
 
@@ -116,7 +110,7 @@ def flower_fixed_updates(settings: RunSettings, values: int, scratch: Path) -> d
     run = BenchRun()
     size_log = scratch / "flower-reply-sizes.txt"
     server, client = flower_secaggplus_apps(settings, values, SPREAD, run, size_log)
-    run_app_objects_in_simulation(server, client, settings.federation.num_nodes, settings)
+    run_app_objects_in_simulation(server, client, settings)
     figures = summarize(run, "flower-secaggplus")
     total = sum(size for _, size in read_sizes(size_log))
     figures["bytes"] = total / (settings.federation.num_nodes * settings.federation.num_rounds)

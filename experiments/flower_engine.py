@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from flwr.app import Context, RecordDict
 from flwr.clientapp import ClientApp
@@ -70,42 +71,37 @@ def run_in_simulation_engine(settings: RunSettings, app_dir: Path | None = None)
         state=RecordDict(),
         run_config=get_fused_config_from_dir(app_dir, overrides),
     )
-    logging.getLogger("flwr").setLevel(settings.simulation.flower_log_level.upper())
-    backend_config = _backend_config(settings)
-    init_args = backend_config["init_args"]
-    with loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
-        _run_simulation(
-            server_app_attr=components["serverapp"],
-            client_app_attr=components["clientapp"],
-            num_supernodes=settings.federation.num_nodes,
-            backend_name="ray",
-            backend_config=backend_config,
-            app_dir=str(app_dir),
-            run=run,
-            server_app_context=context,
-            is_app=True,
-            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-        )
+    _simulate(
+        settings,
+        server_app_attr=components["serverapp"],
+        client_app_attr=components["clientapp"],
+        app_dir=str(app_dir),
+        run=run,
+        server_app_context=context,
+        is_app=True,
+    )
 
 
-def run_app_objects_in_simulation(
-    server_app: ServerApp, client_app: ClientApp, num_nodes: int, settings: RunSettings
-) -> None:
+def run_app_objects_in_simulation(server_app: ServerApp, client_app: ClientApp, settings: RunSettings) -> None:
     """Run given app objects (benchmarks' apps, Flower's own legacy apps) in the same engine.
 
     No run config reaches them: such apps carry what they need in their closures.
     """
+    _simulate(settings, server_app=server_app, client_app=client_app)
+
+
+def _simulate(settings: RunSettings, **apps: Any) -> None:
+    """Flower's engine on `settings.federation.num_nodes` nodes, Ray on loopback, our log level."""
     logging.getLogger("flwr").setLevel(settings.simulation.flower_log_level.upper())
     backend_config = _backend_config(settings)
     init_args = backend_config["init_args"]
     with loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
         _run_simulation(
-            server_app=server_app,
-            client_app=client_app,
-            num_supernodes=num_nodes,
+            num_supernodes=settings.federation.num_nodes,
             backend_name="ray",
             backend_config=backend_config,
             exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+            **apps,
         )
 
 

@@ -20,7 +20,7 @@ from fl_client.holdings import (
 )
 from fl_protocol.ckks_contexts import generate_contexts
 from fl_protocol.errors import ConfigError
-from fl_protocol.settings import RunSettings, check_simulation
+from fl_protocol.settings import RunSettings, check_simulation, with_ckks_context_dir
 from fl_server.checkpoint import load_checkpoint
 from fl_server.strategy_factory import build_strategy
 from models import build_model
@@ -70,8 +70,7 @@ def preflight(settings: RunSettings) -> RunSettings:
     if settings.secure.mode == "ckks" and not settings.secure.ckks.context_dir:
         # A simulation provisions its own federation's contexts, never a shipped one.
         directory = generate_contexts(settings.secure.ckks, Path(str(settings.output_dir)) / "ckks")
-        ckks = dataclasses.replace(settings.secure.ckks, context_dir=str(directory))
-        settings = dataclasses.replace(settings, secure=dataclasses.replace(settings.secure, ckks=ckks))
+        settings = with_ckks_context_dir(settings, directory)
         print(f"generated this federation's CKKS contexts in {directory}", flush=True)
     if settings.checkpoint.resume_from:
         load_checkpoint(Path(settings.checkpoint.resume_from))

@@ -22,6 +22,7 @@ from fl_client.secure_contribution import encode_contribution
 from fl_client.secure_stages import register_secure_stages
 from fl_client.training import TrainResult
 from fl_protocol import records
+from fl_protocol.secagg import session
 from fl_protocol.settings import RunSettings
 from fl_server.node_exchange import NodeExchange, content_bytes
 from fl_server.protection_modes import build_update_aggregation
@@ -108,9 +109,9 @@ def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: Be
         arrays = ArrayRecord({ARRAY_NAME: Array(np.zeros(values, dtype=np.float32))})
         truth = expected_mean(nodes, values, spread)
         sec = settings.secure.secagg
-        step = 2 * sec.clip_range / ((1 << sec.quantization_bits) - 1)
         total_weight = sum(min(node_examples(node), sec.max_weight) for node in nodes) / sec.max_weight
-        run.error_bound = len(nodes) * step / 2 / total_weight  # half a step per node, over the total weight
+        layout = session.layout(values, sec, settings.federation.num_nodes)
+        run.error_bound = layout.sum_error_bound(session.UPDATE, len(nodes)) / total_weight  # over the total weight
         for server_round in range(1, settings.federation.num_rounds + 1):
             exchange = NodeExchange(grid, settings.federation.round_timeout_s)
             started = time.perf_counter()

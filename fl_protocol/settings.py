@@ -6,6 +6,7 @@ the schema (unknown keys and wrong types are errors that name the key) and then 
 ranges, so a bad setting fails before any node trains.
 """
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -435,6 +436,12 @@ def check_simulation(settings: RunSettings) -> None:
             f"{value} exceeds federation.num_nodes={fed.num_nodes}: the simulation would wait for "
             "nodes that never come",
         )
+
+
+def with_ckks_context_dir(settings: RunSettings, context_dir: Path) -> RunSettings:
+    """`settings` using the federation's CKKS contexts in `context_dir`."""
+    ckks = dataclasses.replace(settings.secure.ckks, context_dir=str(context_dir))
+    return dataclasses.replace(settings, secure=dataclasses.replace(settings.secure, ckks=ckks))
 
 
 def with_absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
