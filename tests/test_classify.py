@@ -81,6 +81,16 @@ def known_list(tmp_path: Path, evidence: Path) -> tuple[Path, Path]:
     return text, vics
 
 
+def discover_all(journal: Journal, evidence: Path) -> None:
+    """What `fedtriage classify` records before reading any file."""
+    for entry in walk_media(evidence):
+        if isinstance(entry, RefusedEntry):
+            journal.discover(entry.relative_path, None, refusal=entry.reason)
+        else:
+            journal.discover(entry, None)
+    journal.finish_discovery()
+
+
 def rows(out: Path) -> list[dict[str, str]]:
     with (out / "triage.csv").open() as stream:
         return list(csv.DictReader(stream))
@@ -191,12 +201,7 @@ def test_a_link_swapped_to_point_outside_after_discovery_is_not_read(
     settings = triage_settings(evidence, model_file, out)
     model = load_triage_model(settings.model, None, None)
     journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    for entry in walk_media(evidence):
-        if isinstance(entry, RefusedEntry):
-            journal.discover(entry.relative_path, None, refusal=entry.reason)
-        else:
-            journal.discover(entry, None)
-    journal.finish_discovery()
+    discover_all(journal, evidence)
     journal.close()  # as if interrupted before any file was read; then the tree changes
     target = evidence / "DCIM" / "disc" / "disc_0.png"
     target.unlink()
@@ -229,12 +234,7 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
     settings = triage_settings(evidence, model_file, out, "batch_size=4")
     model = load_triage_model(settings.model, None, None)
     journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    for entry in walk_media(evidence):
-        if isinstance(entry, RefusedEntry):
-            journal.discover(entry.relative_path, None, refusal=entry.reason)
-        else:
-            journal.discover(entry, None)
-    journal.finish_discovery()
+    discover_all(journal, evidence)
 
     def stop_after_first_group(count: int) -> None:
         raise Interrupted
