@@ -1,7 +1,8 @@
 """Hydra configuration of fedtriage: the only place where defaults live.
 
-`CONFIG_DIR` locates the YAML files both for `@hydra.main` (the researcher's
-entry points) and for Hydra's compose API inside the Flower apps.
+`CONFIG_DIR` locates the YAML files both for `@hydra.main` (`fedtriage simulate`) and
+for Hydra's compose API inside the Flower apps and the other commands; `compose`
+turns a YAML tree plus overrides into typed settings.
 """
 
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Benchmark: does federated training match centralized training on the same proxy data?
 
-    python -m experiments.bench_accuracy [--quick] [--rounds N] [--nodes N]
+    fedtriage bench accuracy [--quick] [--rounds N] [--nodes N]
 
 Trains, on the same digits pool, seed and held-out test set: (a) a centralized
 baseline, (b) FedAvg over 10 nodes, IID, (c) FedAvg over 10 nodes, Dirichlet(0.5),
@@ -11,41 +11,39 @@ time divided by the summed local training time of its nodes.
 Prints a table, then one JSON object of the figures as the very last line.
 """
 
-from fl_protocol.telemetry import disable_phone_home
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
 
-disable_phone_home()
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from experiments.flower_engine import run_in_simulation_engine  # noqa: E402
-from experiments.preflight import preflight  # noqa: E402
-from fl_client.holdings import load_holdings, split_holdout, train_val_split  # noqa: E402
-from fl_client.training import train_locally  # noqa: E402
-from fl_protocol.run_config import load_settings  # noqa: E402
-from fl_protocol.settings import RunSettings  # noqa: E402
-from fl_server.run_summary import read_summary  # noqa: E402
-from fl_server.tracking import read_history  # noqa: E402
-from models import build_model, evaluate_model  # noqa: E402
+from cli.simulation.engine import run_in_simulation_engine
+from cli.simulation.preflight import preflight
+from fl_client.holdings import load_holdings, split_holdout, train_val_split
+from fl_client.training import train_locally
+from fl_protocol.run_config import load_settings
+from fl_protocol.settings import RunSettings
+from fl_server.run_summary import read_summary
+from fl_server.tracking import read_history
+from models import build_model, evaluate_model
 
 ACCURACY = "central/eval-accuracy"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fedtriage bench accuracy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds (finishes in under 3 minutes on 2 cores)")
     parser.add_argument("--rounds", type=int, default=None, help="federated rounds (default 40, quick 20)")
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rounds = args.rounds or (20 if args.quick else 40)
     started = time.perf_counter()
 
@@ -144,6 +142,3 @@ def print_table(figures: dict[str, float]) -> None:
         f"{figures['round_seconds_median']:.2f} s; total {figures['seconds']:.0f} s"
     )
 
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Benchmark: `fedtriage classify` throughput against the model's own limit, and its memory.
 
-    python -m experiments.bench_classify [--quick] [--sizes N N] [--image-side PX]
+    fedtriage bench classify [--quick] [--sizes N N] [--image-side PX]
 
 Writes N generated images (PNG and JPEG, as a seized device mixes them) to disk and
 runs the full triage pipeline on them (walk, read, hash, decode, batch, score,
@@ -11,36 +11,34 @@ across sizes shows that memory does not grow with the number of files.
 Prints a table, then one JSON object of the figures as the very last line.
 """
 
-from fl_protocol.telemetry import disable_phone_home
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-disable_phone_home()
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fl_client.holdings import write_synthetic_holdings  # noqa: E402
-from fl_protocol.run_config import load_settings  # noqa: E402
-from models import ModelSpec, save_model_file  # noqa: E402
+from fl_client.holdings import write_synthetic_holdings
+from fl_protocol.run_config import load_settings
+from models import ModelSpec, save_model_file
 
 CLASSES = ["disc", "square", "triangle", "cross"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fedtriage bench classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes on 2 cores)")
     parser.add_argument("--sizes", type=int, nargs=2, default=None, help="two file counts (default 5000 20000)")
     parser.add_argument("--image-side", type=int, default=128, help="side of the generated images in pixels")
     parser.add_argument("--worker", nargs=3, metavar=("IMAGES", "MODEL", "OUT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         run_worker(*args.worker)
         return
@@ -84,7 +82,7 @@ def main() -> None:
 def measure_pipeline(images: Path, model_file: Path, out: Path) -> dict[str, float]:
     """Run `fedtriage classify` on `images` in a fresh process; its throughput and peak memory."""
     completed = subprocess.run(
-        [sys.executable, "-m", "experiments.bench_classify", "--worker", str(images), str(model_file), str(out)],
+        [sys.executable, "-m", "cli.app", "bench", "classify", "--worker", str(images), str(model_file), str(out)],
         capture_output=True, text=True, check=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -157,6 +155,3 @@ def print_table(figures: dict[str, object], runs: list[dict[str, float]]) -> Non
     print(f"bare forward pass: {figures['forward_images_per_s']:.1f} images/s; "
           f"ratio {figures['ratio']:.3f}; total {figures['seconds']:.0f} s")
 
-
-if __name__ == "__main__":
-    main()

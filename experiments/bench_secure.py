@@ -1,6 +1,6 @@
 """Benchmark: what protecting updates costs, against Flower's legacy SecAgg+.
 
-    python -m experiments.bench_secure [--quick] [--values N] [--nodes N]
+    fedtriage bench secure [--quick] [--values N] [--nodes N]
 
 Part 1, no training: 10 nodes send a fixed update of 1M float32 values each round;
 measured side by side in Flower's simulation engine: plaintext aggregation, our
@@ -12,41 +12,40 @@ Part 2: a training round with the default model, 10 nodes, `secagg` vs plaintext
 Prints a table, then one JSON object of the figures as the very last line.
 """
 
-from fl_protocol.telemetry import disable_phone_home
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
-disable_phone_home()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from experiments.flower_engine import run_app_objects_in_simulation, run_in_simulation_engine  # noqa: E402
-from experiments.preflight import preflight  # noqa: E402
-from experiments.secure_bench_apps import (  # noqa: E402
+from cli.simulation.engine import run_app_objects_in_simulation, run_in_simulation_engine
+from cli.simulation.preflight import preflight
+from experiments.secure_bench_apps import (
     BenchRun,
     fixed_update_apps,
     flower_secaggplus_apps,
     read_sizes,
 )
-from fl_protocol.ckks_contexts import generate_contexts  # noqa: E402
-from fl_protocol.run_config import load_settings  # noqa: E402
-from fl_protocol.settings import RunSettings, with_ckks_context_dir  # noqa: E402
-from fl_server.tracking import read_history  # noqa: E402
+from fl_protocol.protection.ckks_contexts import generate_contexts
+from fl_protocol.protection.modes import ProtectionMode
+from fl_protocol.run_config import load_settings
+from fl_protocol.settings import RunSettings, with_ckks_context_dir
+from fl_server.tracking import read_history
 
 SPREAD = 0.5  # fixed updates are uniform in [-SPREAD, SPREAD]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fedtriage bench secure", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds (under 3 minutes on 2 cores)")
     parser.add_argument("--values", type=int, default=1_000_000, help="update size in float32 values")
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=None, help="rounds per protocol (default 6, quick 2)")
     parser.add_argument("--train-rounds", type=int, default=None, help="training rounds (default 8, quick 5)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 6)
     train_rounds = args.train_rounds or (5 if args.quick else 8)
     started = time.perf_counter()
@@ -98,7 +97,7 @@ def main() -> None:
 
 
 def fixed_updates(settings: RunSettings, values: int, scratch: Path) -> dict[str, float]:
-    if settings.secure.mode == "ckks":
+    if settings.secure.mode is ProtectionMode.ckks:
         settings = with_ckks_context_dir(settings, generate_contexts(settings.secure.ckks, scratch / "ckks"))
     run = BenchRun()
     server, client = fixed_update_apps(settings, values, SPREAD, run)
@@ -158,6 +157,3 @@ def print_table(f: dict[str, float]) -> None:
         f"secagg {f['train_round_secagg_s']:.3f} s ({f['training_round_ratio']:.3f}x); total {f['seconds']:.0f} s"
     )
 
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """Apps for `bench_secure`: nodes send fixed random updates of a chosen size, no training.
 
-`fixed_update_apps` runs our protection modes with the very client-side encoding and
-protocol code a real node runs (`encode_contribution`, `secagg_node`, `ckks_node`)
-and the real server-side aggregation; `flower_secaggplus_apps` runs Flower's legacy
+`fixed_update_apps` runs our protection modes with the very node-side protection a
+real node runs (`attach_protection`, only the work differs) and the real server-side
+aggregation; `flower_secaggplus_apps` runs Flower's legacy
 SecAgg+ workflow on the same updates. Both go through the same simulation engine.
 """
 
@@ -13,19 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fl_client import ckks_node, secagg_node
-from fl_client.secure_contribution import encode_contribution
-from fl_client.secure_stages import register_secure_stages
+from fl_client.holdings import HoldingsReport
+from fl_client.protection import LocalTraining, attach_protection
 from fl_client.training import TrainResult
 from fl_protocol import records
-from fl_protocol.secagg import session
+from fl_protocol.protection.secagg import session
 from fl_protocol.settings import RunSettings
 from fl_server.node_exchange import NodeExchange, content_bytes
-from fl_server.protection_modes import build_update_aggregation
+from fl_server.protection import build_update_aggregation
 from fl_server.strategy_factory import build_strategy
 from models import EvaluationResult
 
@@ -61,6 +60,29 @@ def node_examples(node_id: int) -> int:
     return 100 + node_id % 101
 
 
+class FixedUpdateWork:
+    """A node's "work" in the benchmark: the fixed update added to the received model, no training."""
+
+    num_classes = 10
+
+    def __init__(self, msg: Message, node_id: int, values: int, spread: float) -> None:
+        self._msg = msg
+        self._node_id = node_id
+        self._values = values
+        self._spread = spread
+
+    def evaluate(self) -> EvaluationResult:
+        return EvaluationResult(loss=1.0, accuracy=0.5, macro_f1=0.5, roc_auc=None, num_examples=10)
+
+    def train(self) -> LocalTraining:
+        received = self._msg.content[records.ARRAYS_KEY][ARRAY_NAME].numpy()
+        trained = {ARRAY_NAME: received + node_update(self._node_id, self._values, self._spread)}
+        return LocalTraining(trained, TrainResult(loss=1.0, num_examples=node_examples(self._node_id), seconds=0.0))
+
+    def holdings_report(self) -> HoldingsReport:
+        return HoldingsReport(source="fixed updates", loaded=node_examples(self._node_id))
+
+
 def expected_mean(node_ids: list[int], values: int, spread: float) -> np.ndarray:
     weights = np.array([node_examples(node) for node in node_ids], dtype=np.float64)
     updates = np.stack([node_update(node, values, spread).astype(np.float64) for node in node_ids])
@@ -74,30 +96,12 @@ def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: Be
     def info(context: Context) -> ConfigRecord:
         return ConfigRecord({records.NODE_LABEL: f"node-{context.node_id}"})
 
-    @client.train()
-    def train(msg: Message, context: Context) -> Message:
-        received = {name: array.numpy() for name, array in msg.content[records.ARRAYS_KEY].items()}
-        delta = node_update(context.node_id, values, spread)
-        trained = {ARRAY_NAME: received[ARRAY_NAME] + delta}
-        examples = node_examples(context.node_id)
-        if settings.secure.mode == "none":
-            content = RecordDict(
-                {
-                    records.ARRAYS_KEY: ArrayRecord({ARRAY_NAME: Array(trained[ARRAY_NAME])}),
-                    records.METRICS_KEY: MetricRecord({records.NUM_EXAMPLES: examples, records.TRAIN_LOSS: 1.0}),
-                    records.NODE_INFO_KEY: info(context),
-                }
-            )
-            return Message(content, reply_to=msg)
-        result = TrainResult(loss=1.0, num_examples=examples, seconds=0.0)
-        evaluation = EvaluationResult(loss=1.0, accuracy=0.5, macro_f1=0.5, roc_auc=None, num_examples=10)
-        contribution = encode_contribution(settings, received, trained, result, evaluation)
-        ciphertexts = None
-        if contribution.encrypted_update.size:
-            ciphertexts = ckks_node.encrypt(contribution.encrypted_update, settings.secure.ckks)
-        return secagg_node.masked(msg, context, contribution.encoded.vector, info(context), ciphertexts)
-
-    register_secure_stages(client, lambda context: settings, info)
+    attach_protection(
+        client,
+        settings_for=lambda context: settings,
+        work_for=lambda msg, context, node_settings: FixedUpdateWork(msg, context.node_id, values, spread),
+        node_info=info,
+    )
 
     server = ServerApp()
 

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Mapping
 from pathlib import Path
 
+from fedtriage.errors import ConfigError
 from fl_client.holdings import (
     HoldingsError,
     NodeHoldings,
@@ -17,7 +18,6 @@ from fl_client.holdings import (
     simulated_node_holdings,
     train_val_split,
 )
-from fl_protocol.errors import ConfigError
 from fl_protocol.settings import RunSettings
 
 HOLDINGS_PATH_KEY = "holdings-path"
@@ -48,6 +48,7 @@ def holdings_for_node(settings: RunSettings, node_config: NodeConfig) -> NodeHol
             num_partitions=int(node_config[NUM_PARTITIONS_KEY]),
         )
     raise HoldingsError(
+        f"node-config {HOLDINGS_PATH_KEY}",
         "this node has no holdings: start the SuperNode with "
         f"--node-config '{HOLDINGS_PATH_KEY}=\"/path/to/holdings\"'"
     )

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from fedtriage.errors import ConfigError
 from fl_protocol.settings import TrainSettings
 
 
@@ -26,7 +27,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda, but this node has no CUDA device")
+        raise ConfigError("train.device", "cuda, but this node has no CUDA device")
     return torch.device(name)
 
 
@@ -41,7 +42,7 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
         return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    raise ValueError(f"train.optimizer: unknown optimizer {settings.optimizer!r}")
+    raise ConfigError("train.optimizer", f"unknown optimizer {settings.optimizer!r}")
 
 
 def train_locally(

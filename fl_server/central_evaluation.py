@@ -1,31 +1,43 @@
-"""Central evaluation: the server scores the global model on a held-out proxy test set.
+"""Central evaluation: the server scores the global model on a labelled test set it is handed.
 
-The test set is the share of the proxy pool that simulation withholds from every
-node (`holdings.test_fraction`), so it never overlaps a node's data. The server
-loads no unit's holdings.
+The server loads no images itself: whoever starts it hands it the test set
+(`CentralTestSet`). A simulation hands over the share of the proxy pool withheld from
+every node (`holdings.test_fraction`), so it overlaps no node's data; a coordinator
+hands over a labelled folder of its own (`evaluation.test_set`), or runs without.
 """
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from flwr.app import ArrayRecord
+from torch.utils.data import TensorDataset
 
-from fl_client.holdings import central_test_holdings
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
 from fl_protocol.settings import RunSettings
 from models import build_model, evaluate_model
+
+
+@dataclass(frozen=True)
+class CentralTestSet:
+    """Labelled images: uint8 [N, C, H, W] and int64 [N] indexing into `classes`."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
 
 
 class CentralEvaluator:
     """Callable: global arrays -> metrics named like federated evaluation's."""
 
-    def __init__(self, settings: RunSettings) -> None:
-        test = central_test_holdings(settings)
-        if len(test) == 0:
+    def __init__(self, settings: RunSettings, test: CentralTestSet) -> None:
+        if len(test.labels) == 0:
+            raise ConfigError("evaluation.central", "needs a held-out test set: set holdings.test_fraction > 0")
+        if list(test.classes) != list(settings.holdings.classes or ()):
             raise ConfigError(
-                "evaluation.central", "needs a held-out test set: set holdings.test_fraction > 0"
+                "evaluation.test_set", f"its classes {list(test.classes)} differ from holdings.classes"
             )
-        self._dataset = test.as_dataset()
+        self._dataset = TensorDataset(test.images.to(torch.float32).div_(255.0), test.labels)
         self._num_classes = len(test.classes)
         self._batch_size = max(settings.train.batch_size, 256)
         self._model = build_model(

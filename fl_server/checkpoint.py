@@ -16,7 +16,7 @@ import torch
 from flwr.app import ArrayRecord
 from flwr.serverapp.strategy import Strategy
 
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
 from fl_server.round_record import RoundRecord
 
 _FORMAT = "fedtriage-checkpoint-1"

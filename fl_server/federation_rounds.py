@@ -18,18 +18,15 @@ from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedtriage.errors import FederationFailed
 from fl_protocol.settings import FederationSettings
 from fl_server.node_exchange import NodeExchange
+from fl_server.protection.aggregation import UpdateAggregation
 from fl_server.round_record import RoundRecord
-from fl_server.update_aggregation import UpdateAggregation
 
 logger = logging.getLogger("fedtriage.server")
 
 CentralEvaluation = Callable[[ArrayRecord], dict[str, float]]
-
-
-class FederationError(RuntimeError):
-    """The federation cannot go on: too few nodes, or too many failed rounds."""
 
 
 class RoundListener(Protocol):
@@ -52,34 +49,6 @@ class RoundListener(Protocol):
         """
 
 
-@dataclass(frozen=True)
-class RoundPlan:
-    """Which rounds to run and how long to wait for nodes and replies."""
-
-    num_rounds: int
-    min_available_nodes: int
-    min_train_nodes: int
-    min_evaluate_nodes: int
-    node_wait_timeout_s: float
-    round_timeout_s: float
-    max_consecutive_failed_rounds: int
-    first_round: int = 1
-
-    @classmethod
-    def from_settings(cls, federation: FederationSettings, first_round: int = 1) -> "RoundPlan":
-        """The plan `federation.*` describes, starting at `first_round`."""
-        return cls(
-            num_rounds=federation.num_rounds,
-            first_round=first_round,
-            min_available_nodes=federation.min_available_nodes,
-            min_train_nodes=federation.min_train_nodes,
-            min_evaluate_nodes=federation.min_evaluate_nodes,
-            node_wait_timeout_s=federation.node_wait_timeout_s,
-            round_timeout_s=federation.round_timeout_s,
-            max_consecutive_failed_rounds=federation.max_consecutive_failed_rounds,
-        )
-
-
 @dataclass
 class FederationOutcome:
     """The final global model and what every round produced."""
@@ -98,25 +67,28 @@ class FederationRounds:
         grid: Grid,
         strategy: Strategy,
         aggregation: UpdateAggregation,
-        plan: RoundPlan,
+        federation: FederationSettings,
         listener: RoundListener,
         central_evaluation: CentralEvaluation | None = None,
+        first_round: int = 1,
     ) -> None:
         self._grid = grid
         self._strategy = strategy
         self._aggregation = aggregation
-        self._plan = plan
+        # Which rounds to run and how long to wait for nodes and replies.
+        self._federation = federation
+        self._first_round = first_round
         self._listener = listener
         self._central_evaluation = central_evaluation
-        self._exchange = NodeExchange(grid, plan.round_timeout_s)
+        self._exchange = NodeExchange(grid, federation.round_timeout_s)
         # Every round record so far, kept here so a run that fails still has it.
         self.history: list[RoundRecord] = []
 
     def run(self, arrays: ArrayRecord, history: list[RoundRecord] | None = None) -> FederationOutcome:
-        """Run rounds `plan.first_round..plan.num_rounds` starting from `arrays`."""
+        """Run rounds `first_round..federation.num_rounds` starting from `arrays`."""
         self.history = list(history or [])
         outcome = FederationOutcome(arrays=arrays, history=self.history)
-        if self._plan.first_round == 1:
+        if self._first_round == 1:
             initial = RoundRecord(round=0)
             if self._central_evaluation is not None:
                 initial.central_eval = self._central_evaluation(arrays)
@@ -124,7 +96,7 @@ class FederationRounds:
             self._listener.round_finished(initial, arrays)
 
         consecutive_failures = 0
-        for server_round in range(self._plan.first_round, self._plan.num_rounds + 1):
+        for server_round in range(self._first_round, self._federation.num_rounds + 1):
             self._exchange.new_round()
             if reason := self._aggregation.stop_before(server_round, connected=self._wait_for_nodes()):
                 logger.warning("stopping before round %d: %s", server_round, reason)
@@ -136,11 +108,11 @@ class FederationRounds:
                 consecutive_failures += 1
                 logger.error("round %d failed, global model unchanged: %s", server_round, failure)
                 self._listener.round_failed(record, failure)
-                if consecutive_failures >= self._plan.max_consecutive_failed_rounds:
-                    raise FederationError(
+                if consecutive_failures >= self._federation.max_consecutive_failed_rounds:
+                    raise FederationFailed(
                         f"{consecutive_failures} consecutive rounds failed "
                         f"(federation.max_consecutive_failed_rounds="
-                        f"{self._plan.max_consecutive_failed_rounds}); last: {failure}"
+                        f"{self._federation.max_consecutive_failed_rounds}); last: {failure}"
                     )
                 continue
             consecutive_failures = 0
@@ -160,10 +132,10 @@ class FederationRounds:
         self._exchange.new_round()
         try:
             self._wait_for_nodes()
-        except FederationError as err:
-            logger.warning("federated evaluation after round %d skipped: %s", self._plan.num_rounds, err)
+        except FederationFailed as err:
+            logger.warning("federated evaluation after round %d skipped: %s", self._federation.num_rounds, err)
             return
-        metrics = self._aggregation.evaluate(self._exchange, self._strategy, self._plan.num_rounds, arrays)
+        metrics = self._aggregation.evaluate(self._exchange, self._strategy, self._federation.num_rounds, arrays)
         self._attach_federated_evaluation(self._last_completed_round(), metrics.metrics)
 
     def _run_round(
@@ -184,10 +156,10 @@ class FederationRounds:
             # The nodes evaluated the model they received: the last completed round's.
             self._attach_federated_evaluation(self._last_completed_round(), trained.received_model_eval)
         failure = trained.failure
-        if failure is None and trained.nodes_contributed < self._plan.min_train_nodes:
+        if failure is None and trained.nodes_contributed < self._federation.min_train_nodes:
             failure = (
                 f"only {trained.nodes_contributed} of {trained.nodes_sampled} sampled nodes contributed an "
-                f"update (federation.min_train_nodes={self._plan.min_train_nodes})"
+                f"update (federation.min_train_nodes={self._federation.min_train_nodes})"
             )
         if failure is not None or trained.arrays is None:
             self._close_record(record, started)
@@ -199,10 +171,10 @@ class FederationRounds:
             record.federated_eval = evaluated.metrics
             for label, metrics in evaluated.node_metrics.items():
                 record.node_metrics.setdefault(label, {}).update(metrics)
-            if 0 < evaluated.nodes < self._plan.min_evaluate_nodes:
+            if 0 < evaluated.nodes < self._federation.min_evaluate_nodes:
                 logger.warning(
                     "round %d: only %d nodes returned an evaluation (federation.min_evaluate_nodes=%d)",
-                    server_round, evaluated.nodes, self._plan.min_evaluate_nodes,
+                    server_round, evaluated.nodes, self._federation.min_evaluate_nodes,
                 )
         if self._central_evaluation is not None:
             record.central_eval = self._central_evaluation(trained.arrays)
@@ -240,13 +212,13 @@ class FederationRounds:
 
     def _wait_for_nodes(self) -> int:
         """Wait for `min_available_nodes`; return how many are connected."""
-        deadline = time.monotonic() + self._plan.node_wait_timeout_s
-        needed = self._plan.min_available_nodes
+        deadline = time.monotonic() + self._federation.node_wait_timeout_s
+        needed = self._federation.min_available_nodes
         while (connected := len(list(self._grid.get_node_ids()))) < needed:
             if time.monotonic() >= deadline:
-                raise FederationError(
+                raise FederationFailed(
                     f"only {connected} of federation.min_available_nodes={needed} nodes connected "
-                    f"within federation.node_wait_timeout_s={self._plan.node_wait_timeout_s:g}; "
+                    f"within federation.node_wait_timeout_s={self._federation.node_wait_timeout_s:g}; "
                     "start more nodes (SuperNodes, or num-supernodes in a Flower simulation) "
                     "or lower federation.min_available_nodes"
                 )

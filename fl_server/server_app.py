@@ -2,11 +2,13 @@
 
 Flow: settings (from the run config) -> global model and strategy -> rounds
 (`FederationRounds`) -> listeners (progress, MLflow, checkpoints) -> final model,
-summary. The same `app` runs in Flower's simulation engine and on a SuperLink.
+summary. Whoever starts the server hands it its central test set (`build_server_app`);
+the same app runs in Flower's simulation engine and on a SuperLink.
 """
 
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,43 +16,62 @@ import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from fl_protocol.console_logging import configure_console_logging
-from fl_protocol.errors import ConfigError
+from fedtriage.console import configure_console_logging
+from fedtriage.environment import disable_phone_home
+from fedtriage.errors import ConfigError
 from fl_protocol.run_config import settings_from_run_config
 from fl_protocol.settings import RunSettings
-from fl_protocol.telemetry import disable_phone_home
-from fl_server.central_evaluation import CentralEvaluator
+from fl_server.central_evaluation import CentralEvaluator, CentralTestSet
 from fl_server.checkpoint import load_checkpoint, restore_strategy_state
-from fl_server.federation_rounds import FederationRounds, RoundPlan
+from fl_server.federation_rounds import FederationRounds
 from fl_server.progress_report import ProgressReport, format_final_table
-from fl_server.protection_modes import build_update_aggregation
+from fl_server.protection import build_update_aggregation
 from fl_server.round_record import RoundRecord
 from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
 from fl_server.run_summary import RunSummary, write_summary
 from fl_server.strategy_factory import build_strategy
-from fl_server.tracking import build_tracker
+from fl_server.tracking import RunOutcome, build_tracker
 from models import MODEL_SPEC_METADATA, ModelSpec, build_model, save_model_file
 
 disable_phone_home()
 logger = logging.getLogger("fedtriage.server")
 
-app = ServerApp()
+# What hands the server its central test set for a run's settings (None: no central evaluation).
+CentralTestSource = Callable[[RunSettings], CentralTestSet | None]
 
 
-@app.main()
-def main(grid: Grid, context: Context) -> None:
-    """Flower entry point: read the settings and run the federation."""
-    configure_console_logging()
-    settings = settings_from_run_config(context.run_config)
-    run_federation(grid, settings, flower_run_id=context.run_id)
+def build_server_app(central_test_set: CentralTestSource) -> ServerApp:
+    """The ServerApp, with the source of its central test set."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        """Flower entry point: read the settings and run the federation."""
+        configure_console_logging()
+        settings = settings_from_run_config(context.run_config)
+        run_federation(grid, settings, flower_run_id=context.run_id, central_test_set=central_test_set)
+
+    return app
 
 
-def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> RunSummary:
-    """Run every round of one federation and record it; returns the summary written."""
-    output_dir = _output_dir(settings, flower_run_id)
-    _seed_everything(settings.seed)
+def run_federation(
+    grid: Grid, settings: RunSettings, flower_run_id: int, central_test_set: CentralTestSource | None = None
+) -> RunSummary:
+    """Run every round of one federation and record it; returns the summary written.
+
+    With `evaluation.central`, `central_test_set` hands over the labelled set the global model is scored on.
+    """
     if not settings.holdings.classes:
         raise ConfigError("holdings.classes", "the server needs the list of classes to build the model")
+    central_test = central_test_set(settings) if central_test_set is not None else None
+    if settings.evaluation.central and central_test is None:
+        raise ConfigError(
+            "evaluation.central",
+            "no central test set was handed to the server: set evaluation.test_set to a folder of labelled "
+            "images, or evaluation.central=false",
+        )
+    output_dir = _output_dir(settings, flower_run_id)
+    _seed_everything(settings.seed)
     model = build_model(
         settings.model,
         num_classes=len(settings.holdings.classes),
@@ -60,7 +81,7 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
     strategy = build_strategy(settings)
     aggregation = build_update_aggregation(settings)
     arrays, history, first_round = _starting_point(settings, model, strategy)
-    evaluator = CentralEvaluator(settings) if settings.evaluation.central else None
+    evaluator = CentralEvaluator(settings, central_test) if central_test is not None else None
 
     spec = ModelSpec.from_settings(settings)
     tracker = build_tracker(settings, output_dir)
@@ -71,9 +92,10 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
         grid=grid,
         strategy=strategy,
         aggregation=aggregation,
-        plan=RoundPlan.from_settings(fed, first_round),
+        federation=fed,
         listener=FanOut(ProgressReport(fed.num_rounds), TrackingListener(tracker), checkpoints),
         central_evaluation=evaluator,
+        first_round=first_round,
     )
     print(
         f"fedtriage: {settings.strategy.name} over {fed.num_nodes} nodes, {fed.num_rounds} rounds, "
@@ -83,7 +105,7 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
     try:
         outcome = rounds.run(arrays, history)
     except BaseException as err:
-        tracker.finish(rounds.history, None, checkpoints.latest, "FAILED")
+        tracker.finish(RunOutcome("FAILED", rounds.history, checkpoint_path=checkpoints.latest))
         write_summary(
             RunSummary(
                 status="FAILED",
@@ -98,7 +120,7 @@ def run_federation(grid: Grid, settings: RunSettings, flower_run_id: int) -> Run
     model.load_state_dict(outcome.arrays.to_torch_state_dict())
     final_model_path = save_model_file(output_dir / "final_model.pt", model, spec)
     tracked = tracker.finish(
-        outcome.history, model, checkpoints.latest, "FINISHED", {MODEL_SPEC_METADATA: spec.to_dict()}
+        RunOutcome("FINISHED", outcome.history, model, checkpoints.latest, {MODEL_SPEC_METADATA: spec.to_dict()})
     )
     summary = RunSummary(
         status="FINISHED",

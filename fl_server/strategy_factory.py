@@ -13,8 +13,8 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
+from fedtriage.errors import ConfigError
 from fl_protocol import records
-from fl_protocol.errors import ConfigError
 from fl_protocol.settings import RunSettings
 from fl_server.metric_aggregation import weighted_mean_metrics
 
@@ -49,7 +49,7 @@ def build_strategy(settings: RunSettings) -> Strategy:
         raise ConfigError(
             "strategy.name", f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
         )
-    if settings.secure.mode != "none" and name not in MEAN_BASED:
+    if settings.secure.mode.is_secure and name not in MEAN_BASED:
         raise ConfigError(
             "strategy.name",
             f"{name!r} needs every node's update, which secure.mode={settings.secure.mode} never reveals; "

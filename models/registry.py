@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
 from fl_protocol.settings import ModelSettings
 from models.small_cnn import SmallCNN
 from models.torchvision_zoo import build_mobilenet_v3_small, build_resnet18

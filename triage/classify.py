@@ -6,12 +6,11 @@ from pathlib import Path
 
 import torch
 
-from fl_client.holdings.vics import NO_PATH, VicsProblem, read_vics_media, resolve_media_path
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
+from media.vics import NO_PATH, VicsProblem, posix_path, read_vics_media, resolve_media_path
+from media.walk import SkippedFile, walk_media
 from triage.journal import Journal
 from triage.known_hashes import load_known_hashes
-from triage.media import RefusedEntry
-from triage.media_walk import walk_media
 from triage.model_source import load_triage_model
 from triage.pipeline import PipelineLimits, Scorer, classify_pending
 from triage.progress import Progress
@@ -71,8 +70,8 @@ def _discover(journal: Journal, source: Path, source_root: str | None) -> Path:
         return root
     if source.is_dir():
         for entry in walk_media(source):
-            if isinstance(entry, RefusedEntry):
-                journal.discover(entry.relative_path, None, refusal=entry.reason)
+            if isinstance(entry, SkippedFile):
+                journal.discover(entry.path, None, refusal=entry.reason)
             else:
                 journal.discover(entry, None)
     else:
@@ -82,7 +81,8 @@ def _discover(journal: Journal, source: Path, source_root: str | None) -> Path:
 
 
 def _discover_case(journal: Journal, case_file: Path, root: Path) -> None:
-    """A VICS case's entries; one that cannot be read as a file is listed as `<entry N>`."""
+    """A VICS case's entries, each under its path as the case wrote it; one that cannot be read
+    as a file is listed as `<entry N>`."""
     for index, entry in enumerate(read_vics_media(case_file)):
         entry_key = f"<entry {index}>"
         if isinstance(entry, VicsProblem):
@@ -92,5 +92,6 @@ def _discover_case(journal: Journal, case_file: Path, root: Path) -> None:
         else:
             located = resolve_media_path(root, entry.relative_path)
             refusal = located if isinstance(located, str) else None
-            if not journal.discover(entry.relative_path, entry.media_id, refusal=refusal):
+            path = posix_path(entry.relative_path)
+            if not journal.discover(path, entry.media_id, refusal=refusal, written_path=entry.relative_path):
                 journal.discover(entry_key, entry.media_id, refusal=_SAME_PATH)

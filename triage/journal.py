@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedtriage.errors import BadInput
+
 JOURNAL_FILE = "journal.sqlite"
+# Bumped when the tables change: a journal of another format is refused, never misread.
+_FORMAT = "2"
 
 PENDING = "pending"
 CLASSIFIED = "classified"
@@ -27,12 +31,14 @@ CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS media (
     seq INTEGER PRIMARY KEY,
     relative_path TEXT NOT NULL UNIQUE,
+    written_path TEXT,
     media_id INTEGER,
     status TEXT NOT NULL,
     reason TEXT,
     size INTEGER,
     md5 TEXT,
     sha1 TEXT,
+    sha256 TEXT,
     score REAL,
     predicted TEXT,
     attempt INTEGER
@@ -42,10 +48,10 @@ CREATE TABLE IF NOT EXISTS media (
 CREATE INDEX IF NOT EXISTS media_status ON media(status);
 CREATE INDEX IF NOT EXISTS media_rank ON media(status, score DESC, seq);
 """
-_ROW_COLUMNS = "seq, relative_path, media_id, status, reason, size, md5, sha1, score, predicted"
+_ROW_COLUMNS = "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, sha256, score, predicted"
 
 
-class JournalMismatch(ValueError):
+class JournalMismatch(BadInput):
     """The output folder holds a journal of a run with other settings or another model."""
 
 
@@ -68,6 +74,7 @@ class FileOutcome:
     size: int | None = None
     md5: str | None = None
     sha1: str | None = None
+    sha256: str | None = None
     score: float | None = None
     predicted: str | None = None
 
@@ -78,14 +85,22 @@ class JournalRow:
 
     seq: int
     relative_path: str
+    # As a VICS case wrote the path (e.g. with backslashes); None for a folder source.
+    written_path: str | None
     media_id: int | None
     status: str
     reason: str | None
     size: int | None
     md5: str | None
     sha1: str | None
+    sha256: str | None
     score: float | None
     predicted: str | None
+
+    @property
+    def reported_path(self) -> str:
+        """The path reports give: the case's own spelling where there is one."""
+        return self.written_path if self.written_path is not None else self.relative_path
 
 
 class Journal:
@@ -97,6 +112,7 @@ class Journal:
         # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._check_format(out)
         self._db.executescript(_SCHEMA)
         stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
         wanted = json.dumps(fingerprint, sort_keys=True)
@@ -113,6 +129,20 @@ class Journal:
         self._db.execute("UPDATE run SET value = ? WHERE key = 'attempts'", (str(self.attempt),))
         self._db.commit()
 
+    def _check_format(self, out: Path) -> None:
+        """Refuse a journal written in another format (by another fedtriage version)."""
+        has_run = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'run'").fetchone()
+        stored = self._db.execute("SELECT value FROM run WHERE key = 'format'").fetchone() if has_run else None
+        if has_run and (stored is None or stored[0] != _FORMAT):
+            self._db.close()
+            raise JournalMismatch(
+                f"out: {out} holds a triage journal of another fedtriage version; use a new output folder"
+            )
+        if not has_run:
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT INTO run VALUES ('format', ?)", (_FORMAT,))
+            self._db.commit()
+
     def run_value(self, key: str, default: str) -> str:
         """A value fixed on the first run and kept on resumption (e.g. the VICS CaseID)."""
         stored = self._db.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
@@ -127,12 +157,18 @@ class Journal:
         """Whether a run already recorded every file of the source (a resumed run skips discovery)."""
         return self._db.execute("SELECT 1 FROM run WHERE key = 'discovered'").fetchone() is not None
 
-    def discover(self, relative_path: str, media_id: int | None, refusal: str | None = None) -> bool:
-        """Record a file; False if one with this path is recorded already."""
+    def discover(
+        self, relative_path: str, media_id: int | None, refusal: str | None = None, written_path: str | None = None
+    ) -> bool:
+        """Record a file (POSIX path under the root); False if one with this path is recorded already.
+
+        `written_path` is the path as a VICS case wrote it, kept for the reports.
+        """
         status, reason = (REFUSED, refusal) if refusal else (PENDING, None)
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO media (relative_path, media_id, status, reason) VALUES (?, ?, ?, ?)",
-            (relative_path, media_id, status, reason),
+            "INSERT OR IGNORE INTO media (relative_path, written_path, media_id, status, reason) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (relative_path, written_path, media_id, status, reason),
         )
         return cursor.rowcount == 1
 
@@ -162,10 +198,10 @@ class Journal:
     def record(self, outcomes: Iterable[FileOutcome]) -> None:
         """Store outcomes and commit: a crash after this loses none of them."""
         self._db.executemany(
-            "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, score = ?, predicted = ?, "
-            "attempt = ? WHERE seq = ?",
+            "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, sha256 = ?, score = ?, "
+            "predicted = ?, attempt = ? WHERE seq = ?",
             [
-                (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.seq)
+                (o.status, o.reason, o.size, o.md5, o.sha1, o.sha256, o.score, o.predicted, self.attempt, o.seq)
                 for o in outcomes
             ],
         )

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fl_client.holdings.vics import VicsError, VicsProblem, read_vics_media
+from fedtriage.errors import BadInput
+from media.hashes import MD5_HEX, SHA1_HEX
+from media.vics import VicsError, VicsProblem, read_vics_media
 
-_MD5 = re.compile(r"[0-9a-f]{32}")
-_SHA1 = re.compile(r"[0-9a-f]{40}")
 # The first column ends at whitespace or a comma (tab-, space- and comma-separated lists).
 _COLUMN_END = re.compile(r"[\s,]")
 _SNIFF_BYTES = 4096
 
 
-class KnownHashesError(ValueError):
+class KnownHashesError(BadInput):
     """A known-hash list that cannot be read exactly; the message names file (and line)."""
 
 
@@ -97,9 +97,9 @@ def _add_line(path: Path, number: int, raw: bytes, md5: set[str], sha1: set[str]
     if not line or line.startswith("#"):
         return
     token = _COLUMN_END.split(line, maxsplit=1)[0].strip('"').lower()
-    if _MD5.fullmatch(token):
+    if MD5_HEX.fullmatch(token):
         md5.add(token)
-    elif _SHA1.fullmatch(token):
+    elif SHA1_HEX.fullmatch(token):
         sha1.add(token)
     else:
         raise KnownHashesError(

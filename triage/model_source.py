@@ -10,7 +10,8 @@ from pathlib import Path
 
 from torch import nn
 
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
+from media.hashes import hash_file
 from models import MODEL_SPEC_METADATA, ModelSpec, load_model_file
 
 
@@ -66,10 +67,4 @@ def _from_mlflow(uri: str, tracking_uri: str | None, name: str, version: str) ->
 
 def _file_version(path: Path) -> str:
     """A file has no registry version: name it by the first bytes of its SHA-256."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    return f"sha256:{hash_file(path).sha256[:16]}"

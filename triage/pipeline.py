@@ -1,7 +1,7 @@
 """The streaming triage pipeline: read, hash, decode in parallel; score in batches.
 
-Worker processes read each file once, hash it (MD5 and SHA-1, for known lists and the
-VICS export), set aside known files and videos, and decode images at the model's
+Worker processes read each file once, hash it (MD5, SHA-1 and SHA-256, for known lists,
+the reports and the VICS export), set aside known files and videos, and decode images at the model's
 input size, while the main process runs the model on the previous batch. Processes,
 not threads: decoding holds Python's lock often enough to slow the model's thread.
 Files go to the workers in small chunks and at most a fixed window of them is in
@@ -9,7 +9,6 @@ flight, so memory stays flat however many files there are; every batch's outcome
 to the journal before the next, so an interrupted run resumes where it stopped.
 """
 
-import hashlib
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fl_client.holdings.image_decoding import UnreadableImage, decode_image
+from media.decode import UnreadableImage, decode_image
+from media.hashes import hash_bytes
+from media.kind import is_video
 from triage.journal import CLASSIFIED, KNOWN, REFUSED, UNREADABLE, VIDEO, FileOutcome, Journal, PendingFile
 from triage.known_hashes import KnownHashes
-from triage.media_kind import is_video
 from triage.model_source import TriageModel
 
 _KNOWN_REASON = "hash on a known-material list"
@@ -159,7 +159,8 @@ def _score(scorer: Scorer, outcomes: list[FileOutcome], images: list[np.ndarray]
     scores, predicted = scorer(np.stack(images))
     return [
         FileOutcome(
-            seq=o.seq, status=CLASSIFIED, size=o.size, md5=o.md5, sha1=o.sha1, score=float(score), predicted=label
+            seq=o.seq, status=CLASSIFIED, size=o.size, md5=o.md5, sha1=o.sha1, sha256=o.sha256, score=float(score),
+            predicted=label,
         )
         for o, score, label in zip(outcomes, scores, predicted)
     ]
@@ -181,11 +182,9 @@ def _prepare(pending: PendingFile, context: _ReaderContext) -> Prepared:
         return FileOutcome(pending.seq, UNREADABLE, "file missing"), None
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return FileOutcome(pending.seq, UNREADABLE, "cannot be read"), None
-    # File identity for hash lists and VICS, not a security use (FIPS builds allow it so).
-    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-    sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
-    facts = {"size": len(data), "md5": md5, "sha1": sha1}
-    if context.known.is_known(md5, sha1):
+    hashes = hash_bytes(data)
+    facts = {"size": len(data), "md5": hashes.md5, "sha1": hashes.sha1, "sha256": hashes.sha256}
+    if context.known.is_known(hashes.md5, hashes.sha1):
         return FileOutcome(pending.seq, KNOWN, _KNOWN_REASON, **facts), None
     if is_video(pending.relative_path, data[:16]):
         return FileOutcome(pending.seq, VIDEO, _VIDEO_REASON, **facts), None

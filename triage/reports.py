@@ -12,17 +12,19 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from media.vics import VicsExportEntry, write_vics_export
 from triage.journal import CLASSIFIED, KNOWN, REFUSED, UNREADABLE, VIDEO, Journal, JournalRow
 from triage.model_source import TriageModel
 from triage.settings import ClassifySettings
-from triage.vics_export import VicsExportEntry, write_vics_export
 
 CSV_FILE = "triage.csv"
 JSON_FILE = "triage.json"
 VICS_FILE = "triage_vics.json"
 SUMMARY_FILE = "summary.json"
 
-_COLUMNS = ("rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "size", "media_id", "reason")
+_COLUMNS = (
+    "rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "sha256", "size", "media_id", "reason"
+)
 _METADATA_PREFIX = "fedtriage."
 
 
@@ -94,12 +96,13 @@ def write_reports(journal: Journal, settings: ClassifySettings, model: TriageMod
 def _record(rank: int, row: JournalRow) -> dict[str, object]:
     return {
         "rank": rank,
-        "relative_path": row.relative_path,
+        "relative_path": row.reported_path,
         "status": row.status,
         "score": None if row.score is None else round(row.score, 6),
         "predicted_class": row.predicted,
         "md5": row.md5,
         "sha1": row.sha1,
+        "sha256": row.sha256,
         "size": row.size,
         "media_id": row.media_id,
         "reason": row.reason,
@@ -149,7 +152,7 @@ def _vics_entries(journal: Journal, settings: ClassifySettings, model: TriageMod
             md5=row.md5,
             sha1=row.sha1,
             size=row.size,
-            relative_path=row.relative_path,
+            relative_path=row.reported_path,
             metadata=tuple(metadata),
             category=category,
         )

@@ -5,11 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING
-
 from configs import CONFIG_DIR
-from fl_protocol.run_config import compose_config
-from fl_protocol.settings import absolute_path, require, typed_settings
+from configs.compose import absolute_path, absolute_paths, compose_config, path_field, require, typed_settings
 
 # Its own folder: keys such as `model` would otherwise read as the federation's config groups.
 TRIAGE_CONFIG_DIR = CONFIG_DIR / "triage"
@@ -20,51 +17,45 @@ CLASSIFY_CONFIG = "classify"
 class CategoryThreshold:
     """Files scored at or above `min_score` get VICS `category` (the highest matching wins)."""
 
-    min_score: float = MISSING
-    category: int = MISSING
+    min_score: float
+    category: int
 
 
 @dataclass
 class ClassifySettings:
     """Everything one triage run needs; see configs/triage/classify.yaml for the meaning of each."""
 
-    source: str = MISSING
-    source_root: str | None = None
-    model: str = MISSING
+    source: str = path_field(required=True)
+    out: str = path_field(required=True)
+    model: str
+    threshold: float
+    vics_profile: str
+    batch_size: int
+    decode_workers: int
+    torch_threads: int
+    max_image_pixels: int
+    max_file_mb: float
+    progress: bool
+    source_root: str | None = path_field()
     model_version: str | None = None
     tracking_uri: str | None = None
-    known_hashes: list[str] = field(default_factory=list)
-    out: str = MISSING
+    known_hashes: list[str] = path_field(many=True)
     relevant_classes: list[str] | None = None
-    threshold: float = MISSING
     category_thresholds: list[CategoryThreshold] = field(default_factory=list)
-    vics_profile: str = MISSING
     case_number: str | None = None
-    batch_size: int = MISSING
-    decode_workers: int = MISSING
-    torch_threads: int = MISSING
-    max_image_pixels: int = MISSING
-    max_file_mb: float = MISSING
-    progress: bool = MISSING
 
 
 def load_classify_settings(overrides: list[str], base: Path | None = None) -> ClassifySettings:
     """configs/triage/classify.yaml with `key=value` overrides; paths made absolute against `base`."""
     config = compose_config(overrides, config_name=CLASSIFY_CONFIG, config_dir=TRIAGE_CONFIG_DIR)
     settings = typed_settings(ClassifySettings, config)
-    _absolute_paths(settings, base or Path.cwd())
-    _check(settings)
-    return settings
-
-
-def _absolute_paths(settings: ClassifySettings, base: Path) -> None:
-    settings.source = absolute_path(settings.source, base)
-    settings.out = absolute_path(settings.out, base)
-    if settings.source_root:
-        settings.source_root = absolute_path(settings.source_root, base)
-    settings.known_hashes = [absolute_path(path, base) for path in settings.known_hashes]
+    base = base or Path.cwd()
+    absolute_paths(settings, base)
+    # `model` is a path only when it names a file (else an MLflow URI or a registered name).
     if Path(settings.model).expanduser().exists() or settings.model.endswith((".pt", ".pth")):
         settings.model = absolute_path(settings.model, base)
+    _check(settings)
+    return settings
 
 
 def _check(settings: ClassifySettings) -> None:

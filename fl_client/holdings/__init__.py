@@ -1,33 +1,25 @@
 """Holdings are one seam: a loader yields images and labels with a report of what it
 skipped; simulated partitions and a unit's real folder look the same to the trainer.
+
+Reading the files themselves (walking, decoding, VICS) is `media`; holdings label
+what it reads: by category folder, by VICS `Category`, or by the proxy datasets' own labels.
 """
 
 from fl_client.holdings.digits import load_digits_holdings
 from fl_client.holdings.folder import discover_classes, load_folder_holdings
-from fl_client.holdings.holdings import Holdings, HoldingsError, HoldingsReport, SkippedFile
+from fl_client.holdings.holdings import Holdings, HoldingsError, HoldingsReport
 from fl_client.holdings.loading import load_holdings
 from fl_client.holdings.partition import class_histograms, format_histograms, partition_indices
 from fl_client.holdings.simulated_node import NodeHoldings, central_test_holdings, simulated_node_holdings
 from fl_client.holdings.splits import split_holdout, train_val_split
 from fl_client.holdings.synthetic import ensure_synthetic_holdings, write_synthetic_holdings
-from fl_client.holdings.vics import (
-    VicsError,
-    VicsMedia,
-    VicsProblem,
-    load_vics_holdings,
-    read_vics_media,
-    resolve_media_path,
-)
+from fl_client.holdings.vics import load_vics_holdings
 
 __all__ = [
     "Holdings",
     "HoldingsError",
     "HoldingsReport",
     "NodeHoldings",
-    "SkippedFile",
-    "VicsError",
-    "VicsMedia",
-    "VicsProblem",
     "central_test_holdings",
     "class_histograms",
     "discover_classes",
@@ -38,8 +30,6 @@ __all__ = [
     "load_holdings",
     "load_vics_holdings",
     "partition_indices",
-    "read_vics_media",
-    "resolve_media_path",
     "simulated_node_holdings",
     "split_holdout",
     "train_val_split",

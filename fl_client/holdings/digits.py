@@ -4,8 +4,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fedtriage.errors import ConfigError
 from fl_client.holdings.holdings import Holdings, HoldingsReport, check_image_shape
-from fl_protocol.errors import ConfigError
 from fl_protocol.settings import HoldingsSettings
 
 # The digits hold pixel intensities 0..16; they are stretched to the uint8 range.

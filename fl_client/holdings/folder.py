@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fl_client.holdings.file_walk import regular_files
 from fl_client.holdings.holdings import (
     Holdings,
     HoldingsError,
-    SkippedFile,
     check_image_shape,
     checked_class_names,
     describe_skipped_or,
 )
-from fl_client.holdings.image_decoding import UnreadableImage, read_image
+from media.decode import UnreadableImage, read_image
+from media.walk import SkippedFile, regular_files
 
 
 def discover_classes(root: Path) -> list[str]:
@@ -35,7 +34,7 @@ def discover_classes(root: Path) -> list[str]:
     names = sorted(entry.name for entry in _list_dir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not names:
         raise HoldingsError(
-            f"holdings.path: {root} has no class sub-folders; expected <holdings.path>/<class name>/<image files>"
+            "holdings.path", f"{root} has no class sub-folders; expected <holdings.path>/<class name>/<image files>"
         )
     return names
 
@@ -44,7 +43,7 @@ def class_folder(root: Path, name: str) -> Path:
     """Where class `name` lives under `root`; refuses names that would leave `root`."""
     if not name or name.startswith(".") or any(char in name for char in ("/", "\\", "\x00")):
         raise HoldingsError(
-            f"holdings.classes: {name!r} cannot be a class folder name (one path component, not hidden, not empty)"
+            "holdings.classes", f"{name!r} cannot be a class folder name (one path component, not hidden, not empty)"
         )
     return Path(root) / name
 
@@ -62,6 +61,7 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
     for name, folder in zip(classes, folders):
         if not folder.is_dir():
             raise HoldingsError(
+                "holdings.classes",
                 f"class folder {folder} does not exist (class {name!r} of holdings.classes); "
                 "create it or remove the class"
             )
@@ -88,13 +88,14 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
 
     if not labels:
         raise HoldingsError(
-            f"holdings.path: {root} holds no readable image ({describe_skipped_or(skipped, 'it holds no files')}); "
+            "holdings.path", f"{root} holds no readable image ({describe_skipped_or(skipped, 'it holds no files')}); "
             "expected <holdings.path>/<class name>/<image files>"
         )
     for folder, loaded, class_skipped in per_class:
         if loaded == 0:
             why = describe_skipped_or(class_skipped, "it holds no files")
             raise HoldingsError(
+                "holdings.classes",
                 f"class folder {folder} has no readable image ({why}); "
                 "add images or remove the class from holdings.classes"
             )
@@ -104,16 +105,16 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
 
 def _check_root(root: Path) -> None:
     if not root.exists():
-        raise HoldingsError(f"holdings.path: {root} does not exist")
+        raise HoldingsError("holdings.path", f"{root} does not exist")
     if not root.is_dir():
-        raise HoldingsError(f"holdings.path: {root} is not a directory")
+        raise HoldingsError("holdings.path", f"{root} is not a directory")
 
 
 def _list_dir(folder: Path) -> list[Path]:
     try:
         return sorted(folder.iterdir(), key=lambda entry: entry.name)
     except OSError as err:
-        raise HoldingsError(f"holdings.path: cannot list {folder}: {err.strerror or err}") from err
+        raise HoldingsError("holdings.path", f"cannot list {folder}: {err.strerror or err}") from err
 
 
 def _entries_outside_class_folders(root: Path, classes: Sequence[str]) -> list[SkippedFile]:

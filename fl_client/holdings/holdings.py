@@ -13,19 +13,12 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from fl_protocol.errors import ConfigError
+from fedtriage.errors import ConfigError
+from media.walk import SkippedFile
 
 
-class HoldingsError(ValueError):
-    """The holdings cannot be used; the message names the path or setting to fix."""
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file the loader did not use, and a short phrase saying why."""
-
-    path: str
-    reason: str
+class HoldingsError(ConfigError):
+    """The holdings a setting points at cannot be used; names the setting, then the path to fix."""
 
 
 def skip_reason_counts(skipped: Sequence[SkippedFile]) -> list[tuple[str, int]]:
@@ -47,9 +40,9 @@ def checked_class_names(classes: Sequence[str], source: str) -> tuple[str, ...]:
     """`classes` as a tuple of distinct names; `source` names the holdings in errors."""
     names = tuple(classes)
     if not names:
-        raise HoldingsError(f"holdings.classes: no classes given for {source}")
+        raise HoldingsError("holdings.classes", f"no classes given for {source}")
     if len(set(names)) != len(names):
-        raise HoldingsError(f"holdings.classes: class names must be unique, got {list(names)}")
+        raise HoldingsError("holdings.classes", f"class names must be unique, got {list(names)}")
     return names
 
 

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fl_protocol.errors import ConfigError
-from fl_protocol.settings import PARTITION_SCHEMES, PartitionSettings
+from fedtriage.errors import ConfigError
+from fl_protocol.settings import PartitionSettings
+from fl_protocol.settings.node import PARTITION_SCHEMES
 
 logger = logging.getLogger(__name__)
 

@@ -5,20 +5,21 @@ computes the same partition from the run's seed, then keeps only its own part; n
 process hands data to another, as in a real federation.
 """
 
+import dataclasses
 import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from fedtriage.errors import ConfigError
 from fl_client.holdings.holdings import Holdings, HoldingsReport
 from fl_client.holdings.loading import load_holdings
 from fl_client.holdings.partition import partition_indices
 from fl_client.holdings.splits import split_holdout, train_val_split
-from fl_protocol.errors import ConfigError
-from fl_protocol.run_config import section_key
-from fl_protocol.settings import RunSettings
+from fl_protocol.settings import NodeSettings
 
 # Gives every node a train/val seed of its own, distinct from the holdout's seed.
 _NODE_SEED_STRIDE = 1_000_003
@@ -48,7 +49,7 @@ _pools: "OrderedDict[str, _SplitPool]" = OrderedDict()
 _pools_lock = threading.Lock()
 
 
-def simulated_node_holdings(settings: RunSettings, partition_id: int, num_partitions: int) -> NodeHoldings:
+def simulated_node_holdings(settings: NodeSettings, partition_id: int, num_partitions: int) -> NodeHoldings:
     """Node `partition_id`'s part of the federated pool (the pool excludes the central test set)."""
     if not 0 <= partition_id < num_partitions:
         raise ConfigError(
@@ -72,13 +73,13 @@ def simulated_node_holdings(settings: RunSettings, partition_id: int, num_partit
         return split.nodes[(partition_key, partition_id)]
 
 
-def central_test_holdings(settings: RunSettings) -> Holdings:
+def central_test_holdings(settings: NodeSettings) -> Holdings:
     """The held-out test set: the same split the nodes use, so it overlaps no node's data."""
     with _pools_lock:
         return _split_pool(settings).test
 
 
-def _split_pool(settings: RunSettings) -> _SplitPool:
+def _split_pool(settings: NodeSettings) -> _SplitPool:
     """Loaded and held-out once per process and configuration (caller holds the lock)."""
     key = json.dumps([section_key(settings.holdings), settings.seed])
     cached = _pools.get(key)
@@ -90,3 +91,8 @@ def _split_pool(settings: RunSettings) -> _SplitPool:
     while len(_pools) > _CACHED_POOLS:
         _pools.popitem(last=False)
     return _pools[key]
+
+
+def section_key(section: Any) -> str:
+    """A stable text key for a settings section, for caches keyed by configuration."""
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)

@@ -7,8 +7,8 @@ held-out test set never overlaps what the nodes train on).
 
 import numpy as np
 
+from fedtriage.errors import ConfigError
 from fl_client.holdings.holdings import Holdings
-from fl_protocol.errors import ConfigError
 
 
 def split_holdout(holdings: Holdings, test_fraction: float, seed: int) -> tuple[Holdings, Holdings]:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fedtriage.errors import ConfigError
 from fl_client.holdings.folder import class_folder
 from fl_client.holdings.holdings import HoldingsError
-from fl_protocol.errors import ConfigError
-from fl_protocol.settings import IMAGE_FORMATS, HoldingsSettings
+from fl_protocol.settings import HoldingsSettings
+from fl_protocol.settings.node import IMAGE_FORMATS
 
 # Hidden, so the folder loader does not take it for holdings.
 MARKER_NAME = ".fedtriage-synthetic.json"
@@ -103,10 +104,10 @@ def ensure_synthetic_holdings(settings: HoldingsSettings, seed: int) -> bool:
         return False
     if previous is None and root.exists():
         if not root.is_dir():
-            raise HoldingsError(f"holdings.path: {root} is not a directory")
+            raise HoldingsError("holdings.path", f"{root} is not a directory")
         if any(root.iterdir()):
             raise HoldingsError(
-                f"holdings.path: {root} is not empty and has no {MARKER_NAME}, so it was not written by the "
+                "holdings.path", f"{root} is not empty and has no {MARKER_NAME}, so it was not written by the "
                 "synthetic generator; refusing to write into it (choose an empty or new folder)"
             )
     if previous is not None:
@@ -199,11 +200,12 @@ def _read_marker(marker_path: Path) -> dict[str, Any] | None:
         marker = json.loads(marker_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HoldingsError(
-            f"holdings.path: the synthetic marker {marker_path} is unreadable ({err}); remove the folder to regenerate"
+            "holdings.path",
+            f"the synthetic marker {marker_path} is unreadable ({err}); remove the folder to regenerate",
         ) from err
     if not isinstance(marker, dict) or not isinstance(marker.get("files"), dict):
         raise HoldingsError(
-            f"holdings.path: the synthetic marker {marker_path} is not one this generator wrote; "
+            "holdings.path", f"the synthetic marker {marker_path} is not one this generator wrote; "
             "remove the folder to regenerate"
         )
     return marker

@@ -13,9 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.environment_variables import (
@@ -27,8 +26,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 from omegaconf import OmegaConf
 
+from fedtriage.environment import disable_phone_home
+from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings import RunSettings, TrackingSettings
-from fl_protocol.telemetry import disable_phone_home
 from fl_server.round_record import RoundRecord
 from fl_server.tracking.local_history import HISTORY_FILE, history_to_json, write_local_history
 from fl_server.tracking.mlflow_experiment import experiment_id
@@ -38,7 +38,7 @@ from fl_server.tracking.plots import plot_history
 from fl_server.tracking.round_metrics import ROUND_FAILED, federated_metrics, holdings_metrics, round_metrics
 from fl_server.tracking.run_params import config_params
 from fl_server.tracking.sweep_parent import sweep_parent_run_id
-from fl_server.tracking.tracker import TrackedRun, check_status
+from fl_server.tracking.tracker import RunOutcome, TrackedRun
 
 logger = logging.getLogger("fedtriage.tracking")
 
@@ -162,24 +162,14 @@ class MlflowTracker:
             self._client.log_batch(self._run_id, tags=tags)
             self._log_metrics({**round_metrics(record), ROUND_FAILED: 1.0}, step=record.round)
 
-    def finish(
-        self,
-        history: list[RoundRecord],
-        model: torch.nn.Module | None,
-        checkpoint_path: Path | None,
-        status: str,
-        model_metadata: dict[str, Any] | None = None,
-    ) -> TrackedRun:
-        """Write the local history, log the outcome, close the run with `status`."""
-        check_status(status)
-        history_path = write_local_history(history, self._output_dir)
+    def finish(self, outcome: RunOutcome) -> TrackedRun:
+        """Write the local history, log the outcome, close the run with its status."""
+        history_path = write_local_history(outcome.history, self._output_dir)
         logged_model = None
         if self._client is not None and self._run_id is not None:
-            logged_model = self._log_outcome(
-                self._client, self._run_id, history, model, checkpoint_path, model_metadata
-            )
+            logged_model = self._log_outcome(self._client, self._run_id, outcome)
             with self._guard.attempt("close the run"):
-                self._client.set_terminated(self._run_id, status)
+                self._client.set_terminated(self._run_id, outcome.status)
                 if self._parent_run_id is not None:
                     self._client.set_terminated(self._parent_run_id, "FINISHED")
             self._report_gaps(history_path)
@@ -192,14 +182,16 @@ class MlflowTracker:
             ui_command=self._ui_command(),
         )
         if tracked.run_id is not None:
-            logger.info("MLflow run %s closed as %s; to see it: %s", tracked.run_id, status, tracked.ui_command)
+            logger.info(
+                "MLflow run %s closed as %s; to see it: %s", tracked.run_id, outcome.status, tracked.ui_command
+            )
         return tracked
 
     def _open_run(self, settings: RunSettings) -> None:
         client = MlflowClient(tracking_uri=self._tracking_uri)
         experiment = experiment_id(client, self._settings.experiment_name, self._tracking_uri)
-        tags = {UPDATE_PROTECTION_TAG: settings.secure.mode}
-        if settings.secure.mode == "none":
+        tags = {UPDATE_PROTECTION_TAG: str(settings.secure.mode)}
+        if settings.secure.mode is ProtectionMode.plaintext:
             tags[PLAINTEXT_UPDATES_TAG] = "true"
         if sweep_id := self._settings.sweep_id:
             parent = sweep_parent_run_id(client, experiment, sweep_id)
@@ -227,30 +219,23 @@ class MlflowTracker:
         for chunk in _chunks(entities, MAX_METRICS_PER_BATCH):
             self._client.log_batch(self._run_id, metrics=chunk)
 
-    def _log_outcome(
-        self,
-        client: MlflowClient,
-        run_id: str,
-        history: list[RoundRecord],
-        model: torch.nn.Module | None,
-        checkpoint_path: Path | None,
-        model_metadata: dict[str, Any] | None,
-    ) -> LoggedModel | None:
+    def _log_outcome(self, client: MlflowClient, run_id: str, outcome: RunOutcome) -> LoggedModel | None:
         """Each piece separately guarded: a failed model upload must not cost the plot."""
         with self._guard.attempt("log the history"):
-            client.log_text(run_id, history_to_json(history), HISTORY_FILE)
+            client.log_text(run_id, history_to_json(outcome.history), HISTORY_FILE)
         with self._guard.attempt("log the metrics plot"), TemporaryDirectory() as folder:
-            plot = plot_history(history, Path(folder) / _PLOT_FILE)
+            plot = plot_history(outcome.history, Path(folder) / _PLOT_FILE)
             client.log_artifact(run_id, str(plot), _PLOT_ARTIFACT_DIR)
         logged_model = None
-        if self._settings.log_model and model is not None:
+        if self._settings.log_model and outcome.model is not None:
             with self._guard.attempt("log the final model"):
                 logged_model = log_pytorch_model(
-                    self._tracking_uri, run_id, model, self._settings.registered_model_name or None, model_metadata
+                    self._tracking_uri, run_id, outcome.model, self._settings.registered_model_name or None,
+                    outcome.model_metadata,
                 )
-        if checkpoint_path is not None:
+        if outcome.checkpoint_path is not None:
             with self._guard.attempt("log the final checkpoint"):
-                client.log_artifact(run_id, str(checkpoint_path), _CHECKPOINT_ARTIFACT_DIR)
+                client.log_artifact(run_id, str(outcome.checkpoint_path), _CHECKPOINT_ARTIFACT_DIR)
         return logged_model
 
     def _report_gaps(self, history_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The seam between the server and experiment tracking: what the server reports, when."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,6 +12,23 @@ from fl_server.tracking.local_history import write_local_history
 
 # Final states a run can be closed with (MLflow's names for them).
 RUN_STATUSES = ("FINISHED", "FAILED")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the tracker records it: its status, rounds, final model and checkpoint."""
+
+    status: str
+    history: list[RoundRecord]
+    model: torch.nn.Module | None = None
+    checkpoint_path: Path | None = None
+    # Stored with the logged model (e.g. its spec, for triage).
+    model_metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A wrong final status is the caller's bug, so it raises instead of being tolerated.
+        if self.status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, got {self.status!r}")
 
 
 @dataclass
@@ -45,25 +62,9 @@ class RunTracker(Protocol):
     def log_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
         """Record the nodes' evaluation of a round's model that arrived after the round."""
 
-    def finish(
-        self,
-        history: list[RoundRecord],
-        model: torch.nn.Module | None,
-        checkpoint_path: Path | None,
-        status: str,
-        model_metadata: dict[str, Any] | None = None,
-    ) -> TrackedRun:
-        """Record the outcome (history, plots, final model, checkpoint) and close the run.
-
-        `model_metadata` is stored with the logged model (e.g. its spec, for triage).
-        """
+    def finish(self, outcome: RunOutcome) -> TrackedRun:
+        """Record the outcome (history, plots, final model, checkpoint) and close the run."""
         ...
-
-
-def check_status(status: str) -> None:
-    """A wrong final status is the caller's bug, so it raises instead of being tolerated."""
-    if status not in RUN_STATUSES:
-        raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
 
 
 class NullTracker:
@@ -92,17 +93,9 @@ class NullTracker:
     def log_federated_evaluation(self, server_round: int, metrics: dict[str, float]) -> None:
         pass
 
-    def finish(
-        self,
-        history: list[RoundRecord],
-        model: torch.nn.Module | None,
-        checkpoint_path: Path | None,
-        status: str,
-        model_metadata: dict[str, Any] | None = None,
-    ) -> TrackedRun:
-        check_status(status)
+    def finish(self, outcome: RunOutcome) -> TrackedRun:
         if self._output_dir is not None:
-            write_local_history(history, self._output_dir)
+            write_local_history(outcome.history, self._output_dir)
         return TrackedRun(
             run_id=None,
             tracking_uri="",

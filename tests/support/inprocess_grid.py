@@ -14,6 +14,11 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
+from fl_protocol.run_config import to_run_config
+from fl_protocol.settings import RunSettings
+from fl_server.run_summary import RunSummary
+from fl_server.server_app import run_federation
+
 RUN_ID = 4242
 
 
@@ -89,3 +94,25 @@ class InProcessGrid(Grid):
 
     def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise NotImplementedError
+
+
+def simulated_nodes(count: int) -> dict[int, dict[str, bool | int | float | str]]:
+    """Node configs of `count` simulated nodes, as Flower's engine gives them (ids from 10)."""
+    return {10 + i: {"partition-id": i, "num-partitions": count} for i in range(count)}
+
+
+def federate_in_process(
+    settings: RunSettings,
+    drop: Callable[[int, Message], bool] | None = None,
+    tamper: Callable[[int, Message], None] | None = None,
+    client_app: ClientApp | None = None,
+) -> tuple[RunSummary, InProcessGrid]:
+    """One whole federation of `federation.num_nodes` simulated nodes through the real
+    ServerApp and ClientApp, with the central test set a simulation hands the server."""
+    from cli.flower_app import central_test_set
+    from fl_client.client_app import app
+
+    nodes = simulated_nodes(settings.federation.num_nodes)
+    grid = InProcessGrid(client_app or app, nodes, to_run_config(settings), drop=drop, tamper=tamper)
+    summary = run_federation(grid, settings, flower_run_id=1, central_test_set=central_test_set)
+    return summary, grid

@@ -4,16 +4,13 @@ Lets tests check the protocol's arithmetic exactly (expected sum = sum of the us
 nodes' vectors) with dropouts and tampering, without training a model.
 """
 
-import dataclasses
-
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
-from fl_client import secagg_node
-from fl_client.secure_stages import register_secure_stages
-from fl_protocol.run_config import load_settings
-from fl_protocol.secagg.contribution import ContributionLayout, Segment
+from fl_client.protection import secagg as secagg_node
+from fl_protocol.protection import messages
+from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
 from fl_protocol.settings import SecAggSettings
 
 LENGTH = 257
@@ -44,8 +41,16 @@ def known_contributions_app(settings: SecAggSettings, max_contributors: int) -> 
         vector = layout.encode(known_values(context.node_id, settings.clip_range)).vector
         return secagg_node.masked(msg, context, vector, info(context))
 
-    run_settings = load_settings([])
-    run_settings = dataclasses.replace(run_settings, secure=dataclasses.replace(run_settings.secure, secagg=settings))
-    register_secure_stages(app, lambda context: run_settings, info)
+    @app.query(messages.action(messages.SECAGG_SETUP))
+    def setup(msg: Message, context: Context) -> Message:
+        return secagg_node.setup(msg, context, info(context))
+
+    @app.query(messages.action(messages.SECAGG_SHARE_KEYS))
+    def share_keys(msg: Message, context: Context) -> Message:
+        return secagg_node.share_keys(msg, context, settings, info(context))
+
+    @app.query(messages.action(messages.SECAGG_UNMASK))
+    def unmask(msg: Message, context: Context) -> Message:
+        return secagg_node.unmask(msg, context, info(context))
 
     return app

@@ -1,0 +1,103 @@
+"""From YAML plus overrides to typed, checked settings: the one loader of every config tree.
+
+Hydra composes the YAML (defaults live only there); a dataclass schema gives the result
+its types, so an unknown key or a wrong type is a `ConfigError` naming the key; paths
+are made absolute where the schema marks them (`path_field`), because Flower apps and
+worker processes may run in another working directory.
+"""
+
+import dataclasses
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from configs import CONFIG_DIR, CONFIG_NAME
+from fedtriage.errors import ConfigError
+
+_Settings = TypeVar("_Settings")
+
+# Marks a settings field holding a file system path (see `absolute_paths`).
+_PATH = "fedtriage-path"
+
+# Hydra's compose API keeps global state; server and client apps may share a process.
+_COMPOSE_LOCK = threading.Lock()
+
+
+def path_field(*, required: bool = False, many: bool = False) -> Any:
+    """A dataclass field for a path, made absolute by `absolute_paths`.
+
+    Optional paths default to None, `many` (a list of paths) to an empty list.
+    """
+    if required:
+        return dataclasses.field(metadata={_PATH: True})
+    if many:
+        return dataclasses.field(default_factory=list, metadata={_PATH: True})
+    return dataclasses.field(default=None, metadata={_PATH: True})
+
+
+def compose_config(
+    overrides: Sequence[str] = (), config_name: str = CONFIG_NAME, config_dir: Path = CONFIG_DIR
+) -> dict[str, Any]:
+    """Compose `<config_dir>/<config_name>.yaml` with Hydra overrides into a resolved plain dict."""
+    with _COMPOSE_LOCK:
+        try:
+            with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+                config = compose(config_name=config_name, overrides=list(overrides))
+            resolved = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "config"
+            raise ConfigError(str(key), str(err).split("\n", 1)[0]) from err
+        except Exception as err:  # Hydra's override and missing-group errors
+            if type(err).__module__.startswith("hydra"):
+                raise ConfigError("overrides", str(err).strip()) from err
+            raise
+    assert isinstance(resolved, dict)
+    resolved.pop("hydra", None)
+    return resolved
+
+
+def typed_settings(schema: type[_Settings], config: Mapping[str, Any] | Any) -> _Settings:
+    """`config` checked against the dataclass `schema`; a `ConfigError` names the first bad key."""
+    try:
+        settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), config))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "config"
+        problem = str(err).split("\n", 1)[0]
+        raise ConfigError(str(key), problem) from err
+    assert isinstance(settings, schema)
+    return settings
+
+
+def require(condition: bool, key: str, problem: str) -> None:
+    """Raise `ConfigError(key, problem)` unless `condition`."""
+    if not condition:
+        raise ConfigError(key, problem)
+
+
+def one_of(value: str, choices: Sequence[str], key: str) -> None:
+    """Raise `ConfigError` naming `key` unless `value` is one of `choices`."""
+    require(value in choices, key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def absolute_path(value: str, base: Path) -> str:
+    """`value` with `~` expanded; a relative path is taken from `base`."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def absolute_paths(settings: Any, base: Path) -> None:
+    """Make every `path_field` of `settings` (nested dataclasses too) absolute against `base`, in place."""
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        if item.metadata.get(_PATH):
+            if isinstance(value, str) and value:
+                setattr(settings, item.name, absolute_path(value, base))
+            elif isinstance(value, list):
+                setattr(settings, item.name, [absolute_path(str(entry), base) for entry in value])
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            absolute_paths(value, base)

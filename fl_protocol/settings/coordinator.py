@@ -1,0 +1,63 @@
+"""What only the coordinator's side of a run needs: strategy, tracking, evaluation,
+checkpoints, and the simulation engine's resources. Nodes never receive these."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from configs.compose import path_field, require
+
+
+@dataclass
+class StrategySettings:
+    """A strategy of `flwr.serverapp.strategy` and its constructor parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingSettings:
+    """MLflow tracking, done by the server only."""
+
+    enabled: bool
+    experiment_name: str
+    log_model: bool
+    tracking_uri: str | None = None
+    run_name: str | None = None
+    registered_model_name: str | None = None
+    sweep_id: str | None = None
+
+
+@dataclass
+class EvaluationSettings:
+    """Evaluation of the global model by the server."""
+
+    central: bool
+    # The coordinator's own labelled test images: a folder of category sub-folders named
+    # like holdings.classes. null: in simulation, the proxy pool's held-out test split.
+    test_set: str | None = path_field()
+
+
+@dataclass
+class CheckpointSettings:
+    """Checkpoints written by the server after every round."""
+
+    keep_last: int
+    resume_from: str | None = path_field()
+
+
+@dataclass
+class SimulationSettings:
+    """Resources of Flower's simulation engine (ignored in deployment)."""
+
+    client_cpus: float
+    flower_log_level: str
+    total_cpus: int | None = None
+
+
+def check_coordinator_sections(
+    tracking: TrackingSettings, checkpoint: CheckpointSettings, simulation: SimulationSettings
+) -> None:
+    require(bool(tracking.experiment_name), "tracking.experiment_name", "must not be empty")
+    require(checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
+    require(simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")

@@ -1,0 +1,275 @@
+"""The server's side of one SecAgg+ session (stages 1-3 of `fl_protocol.protection.secagg.session`).
+
+The server only ever holds masked vectors, sealed boxes it cannot open, and the
+shares the protocol lets it collect; it sums the masked vectors first and removes
+masks from the sum, so no step computes a single node's unmasked vector. A node
+whose reply fails authentication, or whose box a neighbour could not open, is
+treated as dropped. If fewer nodes remain than the round allows, or a secret cannot
+be rebuilt from the shares that came back, the session fails loudly and yields no sum.
+"""
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ConfigRecord, Message, RecordDict
+
+from fl_protocol.protection import messages
+from fl_protocol.protection.secagg import keys, session, shamir
+from fl_protocol.protection.secagg.contribution import ContributionLayout
+from fl_protocol.protection.secagg.masks import mask_vector
+from fl_protocol.protection.secagg.neighbourhood import neighbours
+from fl_protocol.protection.secagg.wire import ids_from_bytes, ids_to_bytes
+from fl_protocol.settings import SecAggSettings
+from fl_server.node_exchange import NodeExchange
+from fl_server.protection.secagg_keys import SecAggRunKeys
+
+
+@dataclass
+class SessionResult:
+    """The decoded sums over the used nodes, or why there are none."""
+
+    sums: dict[str, np.ndarray] | None
+    used: list[int] = field(default_factory=list)
+    failure: str | None = None
+    # A stage-2 instruction of the session, for building the strategy's reply.
+    instruction: Message | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+    # Authenticated attachments of the used nodes' contributions (CKKS ciphertexts).
+    attachments: dict[int, list[bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class _SharedKeys:
+    s_pk: bytes
+    boxes: dict[int, bytes]
+
+
+def run_session(
+    exchange: NodeExchange,
+    run_keys: SecAggRunKeys,
+    settings: SecAggSettings,
+    layout: ContributionLayout,
+    base_content: RecordDict,
+    message_type: str,
+    participants: Sequence[int],
+    min_nodes: int,
+) -> SessionResult:
+    """Run stages 1-3 with `participants` (all registered); decode the sum of the used nodes."""
+    round_id = secrets.token_bytes(16)
+    participants = sorted(participants)
+    counts: dict[str, float] = {"participants": float(len(participants))}
+    if len(participants) > layout.max_contributors:
+        return SessionResult(None, failure=_too_many(len(participants), layout.max_contributors), counts=counts)
+    if len(participants) < min_nodes:
+        return SessionResult(None, failure=_too_few(len(participants), min_nodes, "took part"), counts=counts)
+    graph = neighbours(participants, settings.neighbours, round_id)
+    holders = {node: sorted(graph[node] + [node]) for node in participants}
+
+    # Stage 1: fresh mask keys, their shares sealed for the neighbours (small messages).
+    round_record = ConfigRecord(
+        {
+            "round-id": round_id,
+            "participants": ids_to_bytes(participants),
+            "c-pks": [run_keys.c_pk(node) for node in participants],
+            "degree": settings.neighbours or 0,
+        }
+    )
+    requests = [
+        Message(
+            RecordDict({messages.ROUND_RECORD: round_record}), dst_node_id=node,
+            message_type=messages.SECAGG_SHARE_KEYS,
+        )
+        for node in participants
+    ]
+    shared = {
+        reply.metadata.src_node_id: keys_and_boxes
+        for reply in exchange.send_and_receive(requests, "secagg-share-keys")
+        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph)) is not None
+    }
+    counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
+    for node in participants:
+        if node not in shared:
+            # A node that lost its keys (restarted) is set up again when next sampled.
+            run_keys.forget(node)
+    if len(shared) < min_nodes:
+        return SessionResult(None, failure=_too_few(len(shared), min_nodes, "shared their keys"), counts=counts)
+
+    # Stage 2: the model goes out; trained (or evaluated), masked vectors come back.
+    instructions = []
+    for node in shared:
+        peers = [peer for peer in graph[node] if peer in shared]
+        senders = [peer for peer in peers if node in shared[peer].boxes]
+        peers_record = ConfigRecord(
+            {
+                "round-id": round_id,
+                "peers": ids_to_bytes(peers),
+                "s-pks": [shared[peer].s_pk for peer in peers] or [b""],
+                "box-from": ids_to_bytes(senders),
+                "boxes": [shared[sender].boxes[node] for sender in senders] or [b""],
+            }
+        )
+        content = RecordDict({**dict(base_content.items()), messages.PEERS_RECORD: peers_record})
+        instructions.append(Message(content, dst_node_id=node, message_type=message_type))
+    vectors: dict[int, np.ndarray] = {}
+    attachments: dict[int, list[bytes]] = {}
+    accused: set[int] = set()
+    for reply in exchange.send_and_receive(instructions, "secagg-masked"):
+        node = reply.metadata.src_node_id
+        verified = _verified_masked(reply, run_keys, round_id, layout.length)
+        if verified is None:
+            continue
+        vectors[node], bad_senders, attachments[node] = verified
+        accused.update(sender for sender in bad_senders if sender in shared and sender in graph[node])
+    used = sorted(node for node in vectors if node not in accused)
+    dropped = sorted(node for node in shared if node not in used)
+    counts["dropped-at-masked"] = float(len(shared) - len(vectors))
+    counts["tampered-boxes"] = float(len(accused))
+    if len(used) < min_nodes:
+        return SessionResult(None, failure=_too_few(len(used), min_nodes, "sent a usable masked vector"),
+                             counts=counts)
+
+    # Stage 3: shares of self-mask seeds (used nodes) and mask keys (dropped nodes).
+    used_set, dropped_set = set(used), set(dropped)
+    requests = []
+    for node in shared:
+        unmask_record = ConfigRecord(
+            {
+                "round-id": round_id,
+                "used": ids_to_bytes([peer for peer in holders[node] if peer in used_set]),
+                "dropped": ids_to_bytes([peer for peer in holders[node] if peer in dropped_set]),
+            }
+        )
+        requests.append(Message(RecordDict({messages.UNMASK_RECORD: unmask_record}), dst_node_id=node,
+                                message_type=messages.SECAGG_UNMASK))
+    points = session.share_points(participants)
+    seed_shares: dict[int, list[shamir.Share]] = {node: [] for node in used}
+    key_shares: dict[int, list[shamir.Share]] = {node: [] for node in dropped}
+    revealed = 0
+    for reply in exchange.send_and_receive(requests, "secagg-unmask"):
+        verified = _verified_reveal(reply, run_keys, round_id)
+        if verified is None:
+            continue
+        revealed += 1
+        responder = reply.metadata.src_node_id
+        seeds, mask_keys = verified
+        for owner, y in seeds.items():
+            if owner in seed_shares and responder in holders[owner]:
+                seed_shares[owner].append(shamir.Share(points[responder], y))
+        for owner, y in mask_keys.items():
+            if owner in key_shares and responder in holders[owner]:
+                key_shares[owner].append(shamir.Share(points[responder], y))
+    counts["dropped-at-unmask"] = float(len(shared) - revealed)
+
+    total = np.zeros(layout.length, dtype=np.uint32)
+    for node in used:
+        total += vectors[node]
+    try:
+        for node in used:
+            self_seed = _secret(seed_shares[node], len(holders[node]), settings, "unmask a node")
+            total -= mask_vector(self_seed, layout.length)
+        for node in dropped:
+            masked_with = [peer for peer in graph[node] if peer in used_set]
+            if not masked_with:
+                continue
+            mask_key = keys.load_private(
+                _secret(key_shares[node], len(holders[node]), settings, "remove a dropped node's masks")
+            )
+            for peer in masked_with:
+                seed = keys.derive_key(mask_key, shared[peer].s_pk, session.MASK_PURPOSE, round_id)
+                pairwise = mask_vector(seed, layout.length)
+                if session.pairwise_sign(peer, node) > 0:
+                    total -= pairwise
+                else:
+                    total += pairwise
+    except _TooFewShares as err:
+        return SessionResult(None, used=used, counts=counts, failure=str(err))
+    counts["used"] = float(len(used))
+    return SessionResult(
+        layout.decode_sum(total, len(used)),
+        used=used,
+        instruction=instructions[0],
+        counts=counts,
+        attachments={node: attachments[node] for node in used},
+    )
+
+
+class _TooFewShares(Exception):
+    """Not enough shares came back to rebuild a secret: the session yields no sum."""
+
+
+def _secret(shares: list[shamir.Share], holders: int, settings: SecAggSettings, purpose: str) -> bytes:
+    """The secret the `shares` of a node's `holders` share holders rebuild, or `_TooFewShares`."""
+    needed = session.threshold(holders, settings.threshold)
+    if len(shares) < needed:
+        raise _TooFewShares(
+            f"only {len(shares)} of the {needed} shares needed to {purpose} came back "
+            f"(secure.secagg.threshold={settings.threshold})"
+        )
+    return shamir.reconstruct(shares, needed)
+
+
+def _verified_shares(
+    reply: Message, run_keys: SecAggRunKeys, round_id: bytes, graph: dict[int, list[int]]
+) -> _SharedKeys | None:
+    node = reply.metadata.src_node_id
+    record = reply.content.get(messages.SHARES_RECORD)
+    if record is None or node not in graph:
+        return None
+    s_pk, box_to = bytes(record["s-pk"]), bytes(record["box-to"])
+    receivers = ids_from_bytes(box_to)
+    boxes = [bytes(box) for box in record["boxes"]][: len(receivers)]
+    if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"share-keys", round_id, s_pk, box_to,
+                           *boxes):
+        return None
+    if sorted(receivers) != graph[node]:
+        return None
+    return _SharedKeys(s_pk=s_pk, boxes=dict(zip(receivers, boxes)))
+
+
+def _verified_masked(
+    reply: Message, run_keys: SecAggRunKeys, round_id: bytes, length: int
+) -> tuple[np.ndarray, list[int], list[bytes]] | None:
+    record = reply.content.get(messages.MASKED_RECORD)
+    arrays = reply.content.get(messages.MASKED_ARRAYS)
+    if record is None or arrays is None:
+        return None
+    vector = arrays["y"].numpy()
+    bad = bytes(record["bad-senders"])
+    count = int(record["attachment-count"])
+    attachments = [bytes(item) for item in record["attachments"]][:count]
+    if vector.dtype != np.uint32 or vector.shape != (length,):
+        return None
+    if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"masked", round_id,
+                           keys.digest(vector.tobytes()), bad, count.to_bytes(8, "big"), *attachments):
+        return None
+    return vector, ids_from_bytes(bad), attachments
+
+
+def _verified_reveal(
+    reply: Message, run_keys: SecAggRunKeys, round_id: bytes
+) -> tuple[dict[int, int], dict[int, int]] | None:
+    record = reply.content.get(messages.REVEAL_RECORD)
+    if record is None:
+        return None
+    seed_from, key_from = bytes(record["seed-from"]), bytes(record["key-from"])
+    seed_ys = [bytes(y) for y in record["seed-shares"]][: len(ids_from_bytes(seed_from))]
+    key_ys = [bytes(y) for y in record["key-shares"]][: len(ids_from_bytes(key_from))]
+    if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"unmask", round_id,
+                           seed_from, *seed_ys, key_from, *key_ys):
+        return None
+    seeds = {owner: int.from_bytes(y, "big") for owner, y in zip(ids_from_bytes(seed_from), seed_ys)}
+    mask_keys = {owner: int.from_bytes(y, "big") for owner, y in zip(ids_from_bytes(key_from), key_ys)}
+    return seeds, mask_keys
+
+
+def _too_many(count: int, most: int) -> str:
+    return (
+        f"{count} nodes took part, but the contribution vector is sized for at most {most} "
+        f"(federation.num_nodes={most}); more could overflow its sums"
+    )
+
+
+def _too_few(count: int, needed: int, what: str) -> str:
+    return f"only {count} nodes {what}; secure aggregation needs at least {needed} (federation.min_train_nodes)"

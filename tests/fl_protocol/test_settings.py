@@ -1,0 +1,145 @@
+"""Configuration: Hydra composition, validation with named settings, the crossing into Flower."""
+
+import json
+
+import pytest
+
+from cli.simulation.preflight import check_simulation
+from configs.compose import compose_config
+from fedtriage.errors import ConfigError
+from fl_protocol.protection.ckks_contexts import generate_contexts
+from fl_protocol.protection.modes import ProtectionMode
+from fl_protocol.run_config import (
+    CONFIG_KEY,
+    NODE_CONFIG_KEY,
+    OVERRIDES_KEY,
+    load_settings,
+    node_settings_from_run_config,
+    settings_from_run_config,
+    to_run_config,
+)
+from fl_protocol.settings import NodeSettings, settings_from_mapping
+
+
+def test_defaults_compose_into_a_four_node_digits_federation() -> None:
+    settings = load_settings()
+    assert settings.federation.num_nodes == 4
+    assert settings.federation.min_available_nodes == 4  # interpolated from num_nodes
+    assert settings.holdings.source == "digits"
+    assert settings.secure.mode is ProtectionMode.secagg  # no plaintext update leaves a node by default
+
+
+def test_group_and_value_overrides_apply() -> None:
+    settings = load_settings(
+        ["federation.num_nodes=10", "strategy=fedprox", "partition=dirichlet", "partition.alpha=0.3", "model=resnet18"]
+    )
+    assert settings.federation.num_nodes == 10
+    assert settings.federation.min_available_nodes == 10
+    assert settings.strategy.name == "fedprox"
+    assert settings.strategy.params["proximal_mu"] == pytest.approx(0.01)
+    assert settings.partition.alpha == pytest.approx(0.3)
+    assert settings.model.name == "resnet18"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("partition.alpha=0", "partition.alpha"),
+        ("partition.alpha=-0.5", "partition.alpha"),
+        ("federation.num_nodes=0", "federation.num_nodes"),
+        ("federation.num_nodes=many", "federation.num_nodes"),
+        ("train.lr=-1", "train.lr"),
+        ("train.optimizer=rmsprop", "train.optimizer"),
+        ("holdings.test_fraction=1.5", "holdings.test_fraction"),
+        ("partition.scheme=zipf", "partition.scheme"),
+        ("secure.mode=magic", "secure.mode"),
+    ],
+)
+def test_bad_values_name_the_setting(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings([override])
+    assert raised.value.key == key
+    assert str(raised.value).startswith(key)
+
+
+def test_unknown_key_is_rejected_with_its_name() -> None:
+    with pytest.raises(ConfigError, match="federation.rounds"):
+        load_settings(["+federation.rounds=3"])
+
+
+def test_unknown_config_group_option_names_the_group() -> None:
+    with pytest.raises(ConfigError, match="strategy/fedsgd"):
+        compose_config(["strategy=fedsgd"])
+
+
+def test_folder_holdings_without_a_path_name_holdings_path() -> None:
+    with pytest.raises(ConfigError, match="holdings.path"):
+        load_settings(["holdings=folder"])
+
+
+def test_simulation_refuses_to_wait_for_more_nodes_than_it_creates() -> None:
+    settings = load_settings(["federation.num_nodes=3", "federation.min_available_nodes=5"])
+    with pytest.raises(ConfigError, match="federation.min_available_nodes"):
+        check_simulation(settings)
+
+
+def test_settings_cross_into_flower_as_json_documents_and_back() -> None:
+    settings = load_settings(["strategy=fedadam", "federation.num_rounds=7"])
+    run_config = to_run_config(settings)
+    assert sorted(run_config) == [CONFIG_KEY, NODE_CONFIG_KEY]
+    assert all(isinstance(value, str) for value in run_config.values())  # Flower's run config: scalars
+    assert settings_from_run_config(run_config) == settings
+    assert node_settings_from_run_config(run_config) == settings.for_nodes()
+
+
+def test_nodes_receive_no_tracking_checkpoint_evaluation_strategy_or_simulation_settings() -> None:
+    settings = load_settings(["tracking.tracking_uri=http://mlflow.coordinator.example:5000"])
+    node_document = json.loads(to_run_config(settings)[NODE_CONFIG_KEY])
+    assert set(node_document) == {"seed", "holdings", "partition", "model", "train", "federation", "secure", "privacy"}
+    assert "mlflow.coordinator.example" not in to_run_config(settings)[NODE_CONFIG_KEY]
+    node = node_settings_from_run_config({NODE_CONFIG_KEY: to_run_config(settings)[NODE_CONFIG_KEY]})
+    assert type(node) is NodeSettings
+
+
+def test_a_node_refuses_a_document_with_coordinator_sections() -> None:
+    document = to_run_config(load_settings())[CONFIG_KEY]  # the coordinator's whole, not the nodes' part
+    with pytest.raises(ConfigError, match="not in 'NodeSettings'"):
+        node_settings_from_run_config({NODE_CONFIG_KEY: document})
+
+
+def test_empty_run_config_composes_defaults_with_overrides() -> None:
+    # What `flwr run . --run-config 'fedtriage-overrides="strategy=krum"'` gives both apps.
+    overrides = "strategy=krum secure=plaintext federation.num_rounds=2"
+    settings = settings_from_run_config({CONFIG_KEY: "", OVERRIDES_KEY: overrides})
+    assert settings.strategy.name == "krum"
+    assert settings.federation.num_rounds == 2
+
+
+def test_tampered_run_config_document_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=CONFIG_KEY):
+        settings_from_run_config({CONFIG_KEY: "{not json"})
+    config = json.loads(to_run_config(load_settings())[CONFIG_KEY])
+    config["federation"]["num_nodes"] = "four"
+    with pytest.raises(ConfigError, match="federation.num_nodes"):
+        settings_from_mapping(config)
+
+
+def test_relative_paths_are_made_absolute_before_crossing(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(["holdings=synthetic", "output_dir=runs/a"])
+    assert settings.holdings.path == str(tmp_path / "outputs" / "synthetic_holdings")
+    assert settings.output_dir == str(tmp_path / "runs" / "a")
+
+
+def test_a_relative_ckks_context_dir_is_made_absolute_before_crossing(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(["secure=ckks", "secure.ckks.context_dir=contexts/federation-a"])
+    assert settings.secure.ckks.context_dir == str(tmp_path / "contexts" / "federation-a")
+
+
+def test_ckks_moduli_up_to_seals_limit_for_the_degree_are_accepted_and_one_bit_more_is_not(tmp_path) -> None:
+    degree = "secure.ckks.poly_modulus_degree=4096"
+    accepted = load_settings(["secure=ckks", degree, "secure.ckks.coeff_mod_bit_sizes=[30,20,20,39]"])  # 109 bits
+    generate_contexts(accepted.secure.ckks, tmp_path)  # SEAL agrees
+    with pytest.raises(ConfigError, match="coeff_mod_bit_sizes: add up to 110 bits.*poly_modulus_degree=4096"):
+        load_settings(["secure=ckks", degree, "secure.ckks.coeff_mod_bit_sizes=[30,20,20,40]"])
