@@ -1,1 +1,2 @@
-"""A national unit's node: the ClientApp, holdings loaders, local training."""
+"""A national unit's node: the ClientApp, holdings, local training, and update
+protection's node side (`protection`)."""

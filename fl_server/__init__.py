@@ -1,1 +1,2 @@
-"""The coordinator's side of fedtriage: the ServerApp, strategies, rounds, tracking."""
+"""The coordinator's side of fedtriage: the ServerApp, rounds, strategies, update
+protection's server side (`protection`), checkpoints and tracking."""

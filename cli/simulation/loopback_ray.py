@@ -7,7 +7,7 @@ dashboard off) probes cloud metadata services (169.254.169.254,
 metadata.google.internal) on start-up, with no setting to stop it.
 So Ray is started here, before Flower's engine would start it:
 - as a single-machine Ray pinned to 127.0.0.1 (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`,
-  set from `fedtriage/no_phone_home.env` before `ray` is imported), which removes the
+  set from `fedtriage.environment` before `ray` is imported), which removes the
   8.8.8.8 probe and the non-loopback node address;
 - with its daemons' HTTP proxy pointed at a closed loopback port, so the metadata
   probes (made with `requests`) fail locally instead of leaving the machine. Loopback

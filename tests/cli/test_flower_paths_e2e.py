@@ -103,6 +103,8 @@ def test_flwr_run_runs_the_same_apps_through_a_local_superlink(tmp_path: Path) -
     finally:
         _stop_local_superlink(flwr_home)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    # `flwr run` exits 0 for a failed run too: the summary tells.
+    assert (output_dir / "summary.json").is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["status"] == "FINISHED" and summary["rounds_completed"] == 2
     assert summary["final_metrics"]["central/eval-accuracy"] > 0.3

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fedtriage.environment import PHONE_HOME_SWITCHES, SWITCHES_FILE
+from fedtriage.environment import PHONE_HOME_SWITCHES
 from tests.support.project import PROJECT_DIR
 
 # What Flower starts without the `fedtriage` command: each switches the telemetry off itself.
@@ -44,12 +44,16 @@ def test_the_command_switches_phone_home_off_before_importing_flower_ray_or_mlfl
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
 
 
-def test_ci_and_the_docker_image_read_the_one_list_of_switches() -> None:
-    listed = SWITCHES_FILE.relative_to(PROJECT_DIR).as_posix()
-    assert listed in (PROJECT_DIR / ".ci" / "run").read_text()
-    assert listed in (PROJECT_DIR / "docker" / "Dockerfile").read_text()
-    for text in ((PROJECT_DIR / ".ci" / "run").read_text(), (PROJECT_DIR / "docker" / "Dockerfile").read_text()):
-        assert "FLWR_TELEMETRY_ENABLED" not in text  # no second list to drift
+def test_ci_and_the_docker_image_take_the_one_list_of_switches() -> None:
+    for place in (PROJECT_DIR / ".ci" / "run", PROJECT_DIR / "docker" / "Dockerfile"):
+        text = place.read_text()
+        assert "-m fedtriage.environment" in text, place
+        assert "FLWR_TELEMETRY_ENABLED" not in text, place  # no second list to drift
+    exported = subprocess.run(
+        ["sh", "-c", f'eval "$({sys.executable} -m fedtriage.environment)" && env'],
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    ).stdout.splitlines()
+    assert {f"{key}={value}" for key, value in PHONE_HOME_SWITCHES.items()} <= set(exported)
 
 
 def test_nodes_never_load_mlflow() -> None:
