@@ -11,7 +11,7 @@ import sys
 from cli.exit import report, report_interrupt
 from fedtriage import __version__
 from fedtriage.environment import disable_phone_home
-from fedtriage.errors import EXIT_BAD_INPUT, FedtriageError, Interrupted
+from fedtriage.errors import EXIT_BAD_INPUT, ConfigError, FedtriageError, Interrupted
 
 # Command name -> (module, one line of help). The only list of commands.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(
-            f"fedtriage: error: command: unknown command {name!r}; choose one of {', '.join(COMMANDS)}",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        return report(ConfigError("command", f"unknown command {name!r}; choose one of {', '.join(COMMANDS)}"))
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(rest) or 0)

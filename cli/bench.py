@@ -8,9 +8,8 @@
 """
 
 import importlib
-import sys
 
-from fedtriage.errors import EXIT_BAD_INPUT
+from fedtriage.errors import EXIT_BAD_INPUT, ConfigError
 
 BENCHMARKS = {
     "accuracy": "experiments.bench_accuracy",
@@ -25,7 +24,5 @@ def main(argv: list[str]) -> int:
         return 0 if argv else EXIT_BAD_INPUT
     name, rest = argv[0], argv[1:]
     if name not in BENCHMARKS:
-        print(f"fedtriage: error: NAME: unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise ConfigError("NAME", f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
     return int(importlib.import_module(BENCHMARKS[name]).main(rest) or 0)

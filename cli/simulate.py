@@ -23,8 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cli.exit import exit_on_error
 from configs import CONFIG_DIR, CONFIG_NAME
+from configs.compose import config_error
 from fedtriage.console import configure_console_logging
-from fedtriage.errors import ConfigError
 from fl_protocol.settings import RunSettings, settings_from_mapping
 
 
@@ -55,7 +55,7 @@ def settings_for_simulation(cfg: DictConfig) -> RunSettings:
     try:
         config: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(str(getattr(err, "full_key", "config")), str(err).split("\n", 1)[0]) from err
+        raise config_error(err) from err
     hydra_config = HydraConfig.get()
     if not config.get("output_dir"):
         config["output_dir"] = hydra_config.runtime.output_dir

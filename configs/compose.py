@@ -50,8 +50,7 @@ def compose_config(
                 config = compose(config_name=config_name, overrides=list(overrides))
             resolved = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as err:
-            key = getattr(err, "full_key", None) or "config"
-            raise ConfigError(str(key), str(err).split("\n", 1)[0]) from err
+            raise config_error(err) from err
         except Exception as err:  # Hydra's override and missing-group errors
             if type(err).__module__.startswith("hydra"):
                 raise ConfigError("overrides", str(err).strip()) from err
@@ -66,11 +65,14 @@ def typed_settings(schema: type[_Settings], config: Mapping[str, Any] | Any) -> 
     try:
         settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), config))
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "config"
-        problem = str(err).split("\n", 1)[0]
-        raise ConfigError(str(key), problem) from err
+        raise config_error(err) from err
     assert isinstance(settings, schema)
     return settings
+
+
+def config_error(err: OmegaConfBaseException) -> ConfigError:
+    """OmegaConf's error as ours: the key it names (else `config`), and its first line."""
+    return ConfigError(str(getattr(err, "full_key", None) or "config"), str(err).split("\n", 1)[0])
 
 
 def require(condition: bool, key: str, problem: str) -> None:

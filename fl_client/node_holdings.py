@@ -18,7 +18,7 @@ from fl_client.holdings import (
     simulated_node_holdings,
     train_val_split,
 )
-from fl_protocol.settings import RunSettings
+from fl_protocol.settings import NodeSettings
 
 HOLDINGS_PATH_KEY = "holdings-path"
 NODE_NAME_KEY = "node-name"
@@ -37,7 +37,7 @@ def node_label(node_config: NodeConfig, node_id: int) -> str:
     return f"node-{node_id}"
 
 
-def holdings_for_node(settings: RunSettings, node_config: NodeConfig) -> NodeHoldings:
+def holdings_for_node(settings: NodeSettings, node_config: NodeConfig) -> NodeHoldings:
     """Load (once per process) the holdings this node trains and evaluates on."""
     if HOLDINGS_PATH_KEY in node_config:
         return _unit_holdings(settings, str(node_config[HOLDINGS_PATH_KEY]))
@@ -54,7 +54,7 @@ def holdings_for_node(settings: RunSettings, node_config: NodeConfig) -> NodeHol
     )
 
 
-def _unit_holdings(settings: RunSettings, path: str) -> NodeHoldings:
+def _unit_holdings(settings: NodeSettings, path: str) -> NodeHoldings:
     classes = settings.holdings.classes
     if not classes:
         raise ConfigError(

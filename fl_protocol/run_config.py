@@ -2,10 +2,11 @@
 
 Flower's run config holds only flat scalars, rejects lists and refuses keys that
 pyproject.toml does not declare. So the resolved configuration travels as JSON
-documents: `fedtriage-config`, the coordinator's whole (`RunSettings`), read by the
-ServerApp, and `fedtriage-node-config`, the part nodes need (`NodeSettings`), the only
-one the ClientApp reads. Under plain `flwr run .` both are empty and each app composes
-`configs/` itself, applying the Hydra overrides in `fedtriage-overrides`.
+documents: `fedtriage-config`, the coordinator's whole (`RunSettings`), in the
+ServerApp's run config only (`coordinator_run_config`), and `fedtriage-node-config`, the
+part nodes need (`NodeSettings`), the only one nodes are given (`node_run_config`) and
+the only one the ClientApp reads. Under plain `flwr run .` both are empty and each app
+composes `configs/` itself, applying the Hydra overrides in `fedtriage-overrides`.
 """
 
 import json
@@ -25,12 +26,14 @@ OVERRIDES_KEY = "fedtriage-overrides"
 _AnySettings = TypeVar("_AnySettings", bound=NodeSettings)
 
 
-def to_run_config(settings: RunSettings) -> dict[str, str]:
-    """The Flower run config carrying `settings` (and, apart, the nodes' part of them)."""
-    return {
-        CONFIG_KEY: json.dumps(settings.to_dict(), sort_keys=True),
-        NODE_CONFIG_KEY: json.dumps(settings.for_nodes().to_dict(), sort_keys=True),
-    }
+def coordinator_run_config(settings: RunSettings) -> dict[str, str]:
+    """The ServerApp's run config: `settings` whole, and the nodes' part it hands on."""
+    return {CONFIG_KEY: json.dumps(settings.to_dict(), sort_keys=True), **node_run_config(settings)}
+
+
+def node_run_config(settings: RunSettings) -> dict[str, str]:
+    """The nodes' run config: their part of `settings` only (no tracking, checkpoints, ...)."""
+    return {NODE_CONFIG_KEY: json.dumps(settings.for_nodes().to_dict(), sort_keys=True)}
 
 
 def settings_from_run_config(run_config: Mapping[str, Any]) -> RunSettings:

@@ -1,9 +1,9 @@
 """Central evaluation: the server scores the global model on a labelled test set it is handed.
 
 The server loads no images itself: whoever starts it hands it the test set
-(`CentralTestSet`). A simulation hands over the share of the proxy pool withheld from
-every node (`holdings.test_fraction`), so it overlaps no node's data; a coordinator
-hands over a labelled folder of its own (`evaluation.test_set`), or runs without.
+(`CentralTestSet`, see `cli.flower_app`). A simulation hands over the share of the proxy
+pool withheld from every node (`holdings.test_fraction`), so it overlaps no node's
+data, or a labelled folder of the coordinator's own (`evaluation.test_set`).
 """
 
 import dataclasses
@@ -31,8 +31,6 @@ class CentralEvaluator:
     """Callable: global arrays -> metrics named like federated evaluation's."""
 
     def __init__(self, settings: RunSettings, test: CentralTestSet) -> None:
-        if len(test.labels) == 0:
-            raise ConfigError("evaluation.central", "needs a held-out test set: set holdings.test_fraction > 0")
         if list(test.classes) != list(settings.holdings.classes or ()):
             raise ConfigError(
                 "evaluation.test_set", f"its classes {list(test.classes)} differ from holdings.classes"

@@ -1,7 +1,7 @@
-"""File identity by hash: MD5, SHA-1 and SHA-256 in one read, and their hex forms.
+"""File identity by hash: MD5 and SHA-1 (and SHA-256 where asked) in one read, and their hex forms.
 
-Known-file lists, VICS documents and triage reports all speak MD5 and SHA-1 (and
-SHA-256 for model files); the patterns that recognise them live here once.
+Known-file lists, VICS documents and triage reports speak MD5 and SHA-1; SHA-256 names
+model files. The patterns that recognise each form live here once.
 """
 
 import hashlib
@@ -18,31 +18,36 @@ _BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class FileHashes:
-    """Lowercase hex digests of one file's bytes."""
+    """Lowercase hex digests of one file's bytes (SHA-256 only when asked for)."""
 
     md5: str
     sha1: str
-    sha256: str
+    sha256: str | None = None
 
 
-def hash_bytes(data: bytes) -> FileHashes:
+def hash_bytes(data: bytes, *, sha256: bool = False) -> FileHashes:
     """The digests of bytes already read (e.g. for decoding)."""
-    return FileHashes(
-        # File identity for hash lists and VICS, not a security use (FIPS builds allow it so).
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
+    hashers = _hashers(sha256)
+    for hasher in hashers:
+        hasher.update(data)
+    return _digests(hashers)
 
 
-def hash_file(path: Path) -> FileHashes:
+def hash_file(path: Path, *, sha256: bool = False) -> FileHashes:
     """The digests of a file, read once in blocks (memory does not grow with its size)."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha1 = hashlib.sha1(usedforsecurity=False)
-    sha256 = hashlib.sha256()
+    hashers = _hashers(sha256)
     with Path(path).open("rb") as stream:
         for block in iter(lambda: stream.read(_BLOCK), b""):
-            md5.update(block)
-            sha1.update(block)
-            sha256.update(block)
-    return FileHashes(md5=md5.hexdigest(), sha1=sha1.hexdigest(), sha256=sha256.hexdigest())
+            for hasher in hashers:
+                hasher.update(block)
+    return _digests(hashers)
+
+
+def _hashers(sha256: bool) -> list["hashlib._Hash"]:
+    # MD5 and SHA-1 name files in hash lists and VICS; not a security use (FIPS builds allow it so).
+    hashers = [hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False)]
+    return [*hashers, hashlib.sha256()] if sha256 else hashers
+
+
+def _digests(hashers: list["hashlib._Hash"]) -> FileHashes:
+    return FileHashes(*(hasher.hexdigest() for hasher in hashers))

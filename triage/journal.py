@@ -15,8 +15,6 @@ from typing import Any
 from fedtriage.errors import BadInput
 
 JOURNAL_FILE = "journal.sqlite"
-# Bumped when the tables change: a journal of another format is refused, never misread.
-_FORMAT = "2"
 
 PENDING = "pending"
 CLASSIFIED = "classified"
@@ -38,7 +36,6 @@ CREATE TABLE IF NOT EXISTS media (
     size INTEGER,
     md5 TEXT,
     sha1 TEXT,
-    sha256 TEXT,
     score REAL,
     predicted TEXT,
     attempt INTEGER
@@ -48,7 +45,9 @@ CREATE TABLE IF NOT EXISTS media (
 CREATE INDEX IF NOT EXISTS media_status ON media(status);
 CREATE INDEX IF NOT EXISTS media_rank ON media(status, score DESC, seq);
 """
-_ROW_COLUMNS = "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, sha256, score, predicted"
+_ROW_COLUMNS = "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, score, predicted"
+# Columns later versions added, for journals an earlier version left unfinished.
+_ADDED_COLUMNS = {"written_path": "TEXT"}
 
 
 class JournalMismatch(BadInput):
@@ -74,7 +73,6 @@ class FileOutcome:
     size: int | None = None
     md5: str | None = None
     sha1: str | None = None
-    sha256: str | None = None
     score: float | None = None
     predicted: str | None = None
 
@@ -93,7 +91,6 @@ class JournalRow:
     size: int | None
     md5: str | None
     sha1: str | None
-    sha256: str | None
     score: float | None
     predicted: str | None
 
@@ -112,8 +109,8 @@ class Journal:
         # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._check_format(out)
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
         wanted = json.dumps(fingerprint, sort_keys=True)
         if stored is None:
@@ -129,19 +126,13 @@ class Journal:
         self._db.execute("UPDATE run SET value = ? WHERE key = 'attempts'", (str(self.attempt),))
         self._db.commit()
 
-    def _check_format(self, out: Path) -> None:
-        """Refuse a journal written in another format (by another fedtriage version)."""
-        has_run = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'run'").fetchone()
-        stored = self._db.execute("SELECT value FROM run WHERE key = 'format'").fetchone() if has_run else None
-        if has_run and (stored is None or stored[0] != _FORMAT):
-            self._db.close()
-            raise JournalMismatch(
-                f"out: {out} holds a triage journal of another fedtriage version; use a new output folder"
-            )
-        if not has_run:
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT INTO run VALUES ('format', ?)", (_FORMAT,))
-            self._db.commit()
+    def _add_missing_columns(self) -> None:
+        """A run an earlier version left unfinished resumes: its journal gains the newer columns."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(media)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE media ADD COLUMN {name} {kind}")
+        self._db.commit()
 
     def run_value(self, key: str, default: str) -> str:
         """A value fixed on the first run and kept on resumption (e.g. the VICS CaseID)."""
@@ -198,10 +189,10 @@ class Journal:
     def record(self, outcomes: Iterable[FileOutcome]) -> None:
         """Store outcomes and commit: a crash after this loses none of them."""
         self._db.executemany(
-            "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, sha256 = ?, score = ?, "
-            "predicted = ?, attempt = ? WHERE seq = ?",
+            "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, score = ?, predicted = ?, "
+            "attempt = ? WHERE seq = ?",
             [
-                (o.status, o.reason, o.size, o.md5, o.sha1, o.sha256, o.score, o.predicted, self.attempt, o.seq)
+                (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.seq)
                 for o in outcomes
             ],
         )

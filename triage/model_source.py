@@ -67,4 +67,4 @@ def _from_mlflow(uri: str, tracking_uri: str | None, name: str, version: str) ->
 
 def _file_version(path: Path) -> str:
     """A file has no registry version: name it by the first bytes of its SHA-256."""
-    return f"sha256:{hash_file(path).sha256[:16]}"
+    return f"sha256:{hash_file(path, sha256=True).sha256[:16]}"

@@ -1,7 +1,7 @@
 """The streaming triage pipeline: read, hash, decode in parallel; score in batches.
 
-Worker processes read each file once, hash it (MD5, SHA-1 and SHA-256, for known lists,
-the reports and the VICS export), set aside known files and videos, and decode images at the model's
+Worker processes read each file once, hash it (MD5 and SHA-1, for known lists and the
+VICS export), set aside known files and videos, and decode images at the model's
 input size, while the main process runs the model on the previous batch. Processes,
 not threads: decoding holds Python's lock often enough to slow the model's thread.
 Files go to the workers in small chunks and at most a fixed window of them is in
@@ -159,8 +159,7 @@ def _score(scorer: Scorer, outcomes: list[FileOutcome], images: list[np.ndarray]
     scores, predicted = scorer(np.stack(images))
     return [
         FileOutcome(
-            seq=o.seq, status=CLASSIFIED, size=o.size, md5=o.md5, sha1=o.sha1, sha256=o.sha256, score=float(score),
-            predicted=label,
+            seq=o.seq, status=CLASSIFIED, size=o.size, md5=o.md5, sha1=o.sha1, score=float(score), predicted=label
         )
         for o, score, label in zip(outcomes, scores, predicted)
     ]
@@ -183,7 +182,7 @@ def _prepare(pending: PendingFile, context: _ReaderContext) -> Prepared:
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return FileOutcome(pending.seq, UNREADABLE, "cannot be read"), None
     hashes = hash_bytes(data)
-    facts = {"size": len(data), "md5": hashes.md5, "sha1": hashes.sha1, "sha256": hashes.sha256}
+    facts = {"size": len(data), "md5": hashes.md5, "sha1": hashes.sha1}
     if context.known.is_known(hashes.md5, hashes.sha1):
         return FileOutcome(pending.seq, KNOWN, _KNOWN_REASON, **facts), None
     if is_video(pending.relative_path, data[:16]):

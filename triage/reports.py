@@ -22,9 +22,7 @@ JSON_FILE = "triage.json"
 VICS_FILE = "triage_vics.json"
 SUMMARY_FILE = "summary.json"
 
-_COLUMNS = (
-    "rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "sha256", "size", "media_id", "reason"
-)
+_COLUMNS = ("rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "size", "media_id", "reason")
 _METADATA_PREFIX = "fedtriage."
 
 
@@ -102,7 +100,6 @@ def _record(rank: int, row: JournalRow) -> dict[str, object]:
         "predicted_class": row.predicted,
         "md5": row.md5,
         "sha1": row.sha1,
-        "sha256": row.sha256,
         "size": row.size,
         "media_id": row.media_id,
         "reason": row.reason,

@@ -2,9 +2,9 @@
 
 This is what Flower's `flwr-simulation` process does for `flwr run`, without the
 SuperLink and SuperExec around it: the app's pyproject.toml supplies the components
-and the run config, our settings arrive as run-config overrides, and Ray runs the
-ClientApp on `num_nodes` virtual SuperNodes (Ray itself is started on loopback
-first, see `loopback_ray`). It uses `flwr.simulation`'s internal
+and the run config, our settings arrive as run-config overrides (the nodes get only
+their part of them), and Ray runs the ClientApp on `num_nodes` virtual SuperNodes
+(Ray itself is started on loopback first, see `loopback_ray`). It uses `flwr.simulation`'s internal
 `_run_simulation` (the public `run_simulation` wrapper is deprecated and cannot pass
 a run config), which is why flwr is pinned exactly.
 """
@@ -29,8 +29,8 @@ from flwr.supercore.telemetry import EventType
 
 import fedtriage
 from cli.simulation.loopback_ray import loopback_ray
-from fedtriage.errors import ConfigError
-from fl_protocol.run_config import to_run_config
+from fedtriage.errors import ConfigError, FedtriageError
+from fl_protocol.run_config import coordinator_run_config, node_run_config
 from fl_protocol.settings import RunSettings
 
 
@@ -38,7 +38,7 @@ def project_dir() -> Path:
     """The Flower app directory: the source checkout holding pyproject.toml."""
     root = Path(fedtriage.__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file():
-        raise RuntimeError(
+        raise FedtriageError(
             f"no pyproject.toml next to {root}: run fedtriage from its source checkout "
             "installed with `pip install -e .`"
         )
@@ -52,11 +52,11 @@ def run_in_simulation_engine(settings: RunSettings, app_dir: Path | None = None)
     """
     app_dir = app_dir or project_dir()
     components = get_project_config(app_dir)["tool"]["flwr"]["app"]["components"]
-    overrides = to_run_config(settings)
     run_id = generate_rand_int_from_bytes(RUN_ID_NUM_BYTES)
+    # Nodes build their run config from the run's overrides: they get only their part.
     run = replace(
         Run.create_empty(run_id=run_id),
-        override_config=overrides,
+        override_config=node_run_config(settings),
         primary_task_id=generate_rand_int_from_bytes(TASK_ID_NUM_BYTES),
         federation_id=NOOP_FEDERATION_ID,
     )
@@ -69,7 +69,7 @@ def run_in_simulation_engine(settings: RunSettings, app_dir: Path | None = None)
         node_id=SUPERLINK_NODE_ID,
         node_config={},
         state=RecordDict(),
-        run_config=get_fused_config_from_dir(app_dir, overrides),
+        run_config=get_fused_config_from_dir(app_dir, coordinator_run_config(settings)),
     )
     _simulate(
         settings,

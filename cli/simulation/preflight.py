@@ -9,6 +9,7 @@ folder's classes are discovered once so that every node agrees on them.
 import dataclasses
 from pathlib import Path
 
+from cli.flower_app import central_test_set
 from configs.compose import require
 from fedtriage.errors import ConfigError
 from fl_client.holdings import (
@@ -54,8 +55,8 @@ def preflight(settings: RunSettings) -> RunSettings:
     holdings = load_holdings(hold)
     print(holdings.report.summary(), flush=True)
     pool, test = split_holdout(holdings, hold.test_fraction, settings.seed)
-    if settings.evaluation.central and len(test) == 0:
-        raise ConfigError("evaluation.central", "needs a held-out test set: set holdings.test_fraction > 0")
+    if (central := central_test_set(settings)) is not None and settings.evaluation.test_set:
+        print(f"central evaluation on {len(central.labels)} images of {settings.evaluation.test_set}", flush=True)
     labels = pool.labels.numpy()
     parts = partition_indices(labels, settings.federation.num_nodes, settings.partition, settings.seed)
     print(

@@ -30,8 +30,9 @@ def discover_classes(root: Path) -> list[str]:
     same label order.
     """
     root = Path(root)
-    _check_root(root)
-    names = sorted(entry.name for entry in _list_dir(root) if entry.is_dir() and not entry.name.startswith("."))
+    _check_root(root, "holdings.path")
+    entries = _list_dir(root, "holdings.path")
+    names = sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
     if not names:
         raise HoldingsError(
             "holdings.path", f"{root} has no class sub-folders; expected <holdings.path>/<class name>/<image files>"
@@ -48,27 +49,30 @@ def class_folder(root: Path, name: str) -> Path:
     return Path(root) / name
 
 
-def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, channels: int) -> Holdings:
+def load_folder_holdings(
+    root: Path, classes: Sequence[str], image_size: int, channels: int, setting: str = "holdings.path"
+) -> Holdings:
     """Every image under `<root>/<class>/`, fitted to image_size x image_size, labelled by class index.
 
-    `classes` fixes the label order, so every node must pass the same list.
+    `classes` fixes the label order, so every node must pass the same list. Errors about
+    the folder name `setting`, the setting that points at it.
     """
     root = Path(root)
-    _check_root(root)
+    _check_root(root, setting)
     check_image_shape(image_size, channels)
     classes = checked_class_names(classes, f"the holdings at {root}")
     folders = [class_folder(root, name) for name in classes]
     for name, folder in zip(classes, folders):
         if not folder.is_dir():
             raise HoldingsError(
-                "holdings.classes",
+                setting,
                 f"class folder {folder} does not exist (class {name!r} of holdings.classes); "
                 "create it or remove the class"
             )
 
     boundary = root.resolve()
     seen: set[Path] = set()
-    skipped = _entries_outside_class_folders(root, classes)
+    skipped = _entries_outside_class_folders(root, classes, setting)
     images: list[np.ndarray] = []
     labels: list[int] = []
     per_class: list[tuple[Path, int, list[SkippedFile]]] = []
@@ -88,14 +92,14 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
 
     if not labels:
         raise HoldingsError(
-            "holdings.path", f"{root} holds no readable image ({describe_skipped_or(skipped, 'it holds no files')}); "
-            "expected <holdings.path>/<class name>/<image files>"
+            setting, f"{root} holds no readable image ({describe_skipped_or(skipped, 'it holds no files')}); "
+            f"expected <{setting}>/<class name>/<image files>"
         )
     for folder, loaded, class_skipped in per_class:
         if loaded == 0:
             why = describe_skipped_or(class_skipped, "it holds no files")
             raise HoldingsError(
-                "holdings.classes",
+                setting,
                 f"class folder {folder} has no readable image ({why}); "
                 "add images or remove the class from holdings.classes"
             )
@@ -103,28 +107,28 @@ def load_folder_holdings(root: Path, classes: Sequence[str], image_size: int, ch
     return Holdings.from_decoded(images, labels, classes, f"folder {root}", skipped)
 
 
-def _check_root(root: Path) -> None:
+def _check_root(root: Path, setting: str) -> None:
     if not root.exists():
-        raise HoldingsError("holdings.path", f"{root} does not exist")
+        raise HoldingsError(setting, f"{root} does not exist")
     if not root.is_dir():
-        raise HoldingsError("holdings.path", f"{root} is not a directory")
+        raise HoldingsError(setting, f"{root} is not a directory")
 
 
-def _list_dir(folder: Path) -> list[Path]:
+def _list_dir(folder: Path, setting: str) -> list[Path]:
     try:
         return sorted(folder.iterdir(), key=lambda entry: entry.name)
     except OSError as err:
-        raise HoldingsError("holdings.path", f"cannot list {folder}: {err.strerror or err}") from err
+        raise HoldingsError(setting, f"cannot list {folder}: {err.strerror or err}") from err
 
 
-def _entries_outside_class_folders(root: Path, classes: Sequence[str]) -> list[SkippedFile]:
+def _entries_outside_class_folders(root: Path, classes: Sequence[str], setting: str) -> list[SkippedFile]:
     """Visible files and folders next to the class folders: not loaded, so reported.
 
     Hidden entries at the top (e.g. the synthetic generator's marker) are bookkeeping,
     not holdings, and are left out silently.
     """
     skipped = []
-    for entry in _list_dir(root):
+    for entry in _list_dir(root, setting):
         if entry.name.startswith(".") or entry.name in classes:
             continue
         reason = "folder not in holdings.classes" if entry.is_dir() else "not in a class folder"

@@ -18,7 +18,7 @@ from fl_protocol.protection import array_vector
 from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
 from fl_protocol.protection.secagg import session
 from fl_protocol.protection.secagg.contribution import EncodedContribution
-from fl_protocol.settings import RunSettings
+from fl_protocol.settings import NodeSettings
 from models import EvaluationResult
 
 
@@ -31,7 +31,7 @@ class SecureContribution:
 
 
 def encode_contribution(
-    settings: RunSettings,
+    settings: NodeSettings,
     received: Mapping[str, np.ndarray],
     trained: Mapping[str, np.ndarray] | None,
     train: TrainResult | None,

@@ -4,8 +4,6 @@ Every plaintext reply passes `release_update`, which refuses unless the node's
 settings chose `secure.mode: plaintext` explicitly; a protected node never builds one.
 """
 
-import logging
-
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedtriage.errors import Refused
@@ -13,8 +11,6 @@ from fl_client.protection.work import NodeWork
 from fl_protocol import records
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings import NodeSettings, UpdateProtectionSettings
-
-logger = logging.getLogger("fedtriage.client")
 
 # Set in a node's Context.state once its holdings report has been released.
 _REPORTED_STATE_KEY = "fedtriage-holdings-reported"
@@ -37,7 +33,6 @@ class PlaintextRelease:
     """Answers train and evaluate instructions with the node's own update and metrics."""
 
     def __init__(self, settings: NodeSettings, node_info: ConfigRecord) -> None:
-        release_update(ArrayRecord(), settings.secure)  # nothing of a protected node's comes this way
         self._settings = settings
         self._node_info = node_info
 

@@ -115,16 +115,11 @@ def masked(
 
     `attachments` (CKKS ciphertexts) travel with the masked vector under the same tag.
     """
-    run, state = _run_state(context), _round_state(context, msg.content[messages.PEERS_RECORD])
-    if state.get("masked-sent", False):
-        raise ProtocolViolation("this node already sent its masked vector for this round")
+    run, state, peers, s_pks = _masking_request(msg, context)
     request = msg.content[messages.PEERS_RECORD]
     round_id = bytes(state["round-id"])
     me = context.node_id
     holders = set(ids_from_bytes(bytes(state["holders"])))
-    peers = ids_from_bytes(bytes(request["peers"]))
-    s_pks = [bytes(pk) for pk in request["s-pks"]][: len(peers)]
-    _check_peers(peers, s_pks, holders - {me}, int(state["threshold"]))
     c_sk = keys.load_private(bytes(run["c-sk"]))
     participants = ids_from_bytes(bytes(state["participants"]))
     c_pks = dict(zip(participants, (bytes(pk) for pk in state["c-pks"])))
@@ -219,6 +214,24 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
         }
     )
     return Message(RecordDict({messages.REVEAL_RECORD: reveal, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+
+
+def check_masking_request(msg: Message, context: Context) -> None:
+    """Refuse a stage-2 request the protocol does not allow, before the node does any work for it."""
+    _masking_request(msg, context)
+
+
+def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, ConfigRecord, list[int], list[bytes]]:
+    """This run's and round's state, the peers and their mask keys, once the request is checked."""
+    run, state = _run_state(context), _round_state(context, msg.content[messages.PEERS_RECORD])
+    if state.get("masked-sent", False):
+        raise ProtocolViolation("this node already sent its masked vector for this round")
+    request = msg.content[messages.PEERS_RECORD]
+    holders = set(ids_from_bytes(bytes(state["holders"])))
+    peers = ids_from_bytes(bytes(request["peers"]))
+    s_pks = [bytes(pk) for pk in request["s-pks"]][: len(peers)]
+    _check_peers(peers, s_pks, holders - {context.node_id}, int(state["threshold"]))
+    return run, state, peers, s_pks
 
 
 def _check_peers(peers: list[int], s_pks: list[bytes], neighbours_of_me: set[int], threshold: int) -> None:

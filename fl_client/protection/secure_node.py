@@ -37,7 +37,7 @@ class SecAggNode:
 
     def train(self, msg: Message, context: Context, work: NodeWork) -> Message:
         """Stage 2 of a training round: evaluate the received model, train it, send both masked."""
-        self._require_session(msg)
+        self._require_session(msg, context)
         self._log_holdings(context, work.holdings_report())
         evaluation = work.evaluate()
         return self._contribute(msg, context, evaluation, work.train())
@@ -56,7 +56,7 @@ class SecAggNode:
             return secagg.share_keys(msg, context, self._settings.secure.secagg, self._node_info)
         if message_type == messages.SECAGG_EVALUATE:
             # Stage 2 of an evaluation-only session (after the last round).
-            self._require_session(msg)
+            self._require_session(msg, context)
             self._log_holdings(context, work.holdings_report())
             return self._contribute(msg, context, work.evaluate(), None)
         if message_type == messages.SECAGG_UNMASK:
@@ -87,12 +87,14 @@ class SecAggNode:
         """What travels beside the masked vector under its tag (none in this mode)."""
         return None
 
-    def _require_session(self, msg: Message) -> None:
-        """A round without secure aggregation is refused before holdings or model are touched."""
+    def _require_session(self, msg: Message, context: Context) -> None:
+        """A round without secure aggregation, or a request its protocol does not allow, is
+        refused before holdings or model are touched."""
         if messages.PEERS_RECORD not in msg.content:
             raise UpdateProtectionError(
                 f"secure.mode={self._settings.secure.mode}: refusing a round without secure aggregation"
             )
+        secagg.check_masking_request(msg, context)
 
     def _log_holdings(self, context: Context, report: HoldingsReport) -> None:
         """Counts stay on the node in protected modes: its operator sees them here, once."""

@@ -8,6 +8,8 @@ whose own parent lost that race deletes it. All jobs thus converge on the same p
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from fedtriage.errors import ConfigError
+
 # Tags the parent run of a sweep; its value is the sweep id.
 SWEEP_PARENT_TAG = "fedtriage.sweep_parent"
 
@@ -38,4 +40,4 @@ def _literal(text: str) -> str:
     for quote in ("'", '"'):
         if quote not in text:
             return f"{quote}{text}{quote}"
-    raise ValueError(f"a sweep id cannot contain both kinds of quotes: {text!r}")
+    raise ConfigError("tracking.sweep_id", f"cannot contain both kinds of quotes: {text!r}")

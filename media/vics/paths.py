@@ -22,10 +22,15 @@ def posix_path(relative_path: str) -> str:
     return relative_path.replace("\\", "/")
 
 
+def is_absolute(relative_path: str) -> bool:
+    """True for a path that starts at a root or names a drive (either separator)."""
+    posix = posix_path(relative_path)
+    return posix.startswith("/") or bool(_DRIVE.match(posix))
+
+
 def leaves_root(relative_path: str) -> bool:
     """True for a path that is absolute, names a drive, or climbs with `..` (either separator)."""
-    posix = posix_path(relative_path)
-    return posix.startswith("/") or bool(_DRIVE.match(posix)) or ".." in posix.split("/")
+    return is_absolute(relative_path) or ".." in posix_path(relative_path).split("/")
 
 
 def resolve_media_path(root: Path, relative_path: str) -> Path | str:

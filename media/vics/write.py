@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from media.hashes import MD5_HEX, SHA1_HEX
-from media.vics.paths import leaves_root
+from media.vics.paths import is_absolute
 
 VICS_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/{profile}/$metadata#Cases"
 
@@ -107,7 +107,7 @@ def _media_object(entry: VicsExportEntry) -> dict[str, Any]:
         raise ValueError(f"media {entry.media_id}: SHA1 must be 40 hex characters")
     _check_count(entry.size, "MediaSize", entry)
     relative = entry.relative_path
-    if not isinstance(relative, str) or not relative or relative[0] in "/\\" or leaves_root(relative):
+    if not isinstance(relative, str) or not relative or is_absolute(relative):
         raise ValueError(f"media {entry.media_id}: RelativeFilePath must be a non-empty relative path")
     media: dict[str, Any] = {"MediaID": entry.media_id}
     if entry.category is not None:

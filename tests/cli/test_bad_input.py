@@ -75,6 +75,13 @@ def test_class_folder_without_a_readable_image_names_the_folder(tmp_path: Path) 
         preflight(load_settings(["holdings=folder", f"holdings.path={root}"]))
 
 
+def test_a_central_test_set_that_cannot_be_used_names_evaluation_test_set(tmp_path: Path) -> None:
+    empty = tmp_path / "validation"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=f"evaluation.test_set: class folder {empty / '0'} does not exist"):
+        preflight(load_settings([f"evaluation.test_set={empty}"]))
+
+
 def test_folder_classes_are_discovered_once_for_every_node(tmp_path: Path) -> None:
     root = make_holdings(tmp_path / "holdings", {"b": 20, "a": 20})
     settings = preflight(

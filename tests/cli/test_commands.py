@@ -5,6 +5,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def test_the_old_entry_point_is_an_alias_of_fedtriage_simulate(tmp_path: Path) -
     completed = run(sys.executable, "-m", "experiments.simulate", "partition.alpha=0", cwd=tmp_path)
     assert completed.returncode == 2
     assert "fedtriage: error: partition.alpha: must be > 0" in completed.stderr
+
+
+def test_the_docker_image_copies_exactly_the_packages_the_project_installs() -> None:
+    pyproject = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
+    installed = {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (PROJECT_DIR / "docker" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.MULTILINE))
+    assert copied == installed
+    assert not re.search(r"^COPY \. ", dockerfile, re.MULTILINE)  # never the whole build folder
 
 
 @pytest.mark.slow

@@ -13,10 +13,11 @@ from fl_protocol.run_config import (
     CONFIG_KEY,
     NODE_CONFIG_KEY,
     OVERRIDES_KEY,
+    coordinator_run_config,
     load_settings,
+    node_run_config,
     node_settings_from_run_config,
     settings_from_run_config,
-    to_run_config,
 )
 from fl_protocol.settings import NodeSettings, settings_from_mapping
 
@@ -85,24 +86,25 @@ def test_simulation_refuses_to_wait_for_more_nodes_than_it_creates() -> None:
 
 def test_settings_cross_into_flower_as_json_documents_and_back() -> None:
     settings = load_settings(["strategy=fedadam", "federation.num_rounds=7"])
-    run_config = to_run_config(settings)
+    run_config = coordinator_run_config(settings)
     assert sorted(run_config) == [CONFIG_KEY, NODE_CONFIG_KEY]
+    assert list(node_run_config(settings)) == [NODE_CONFIG_KEY]  # nodes are given their part only
     assert all(isinstance(value, str) for value in run_config.values())  # Flower's run config: scalars
     assert settings_from_run_config(run_config) == settings
     assert node_settings_from_run_config(run_config) == settings.for_nodes()
 
 
-def test_nodes_receive_no_tracking_checkpoint_evaluation_strategy_or_simulation_settings() -> None:
+def test_nodes_are_given_no_tracking_checkpoint_evaluation_strategy_or_simulation_settings() -> None:
     settings = load_settings(["tracking.tracking_uri=http://mlflow.coordinator.example:5000"])
-    node_document = json.loads(to_run_config(settings)[NODE_CONFIG_KEY])
+    given = node_run_config(settings)
+    assert "mlflow.coordinator.example" not in json.dumps(given)
+    node_document = json.loads(given[NODE_CONFIG_KEY])
     assert set(node_document) == {"seed", "holdings", "partition", "model", "train", "federation", "secure", "privacy"}
-    assert "mlflow.coordinator.example" not in to_run_config(settings)[NODE_CONFIG_KEY]
-    node = node_settings_from_run_config({NODE_CONFIG_KEY: to_run_config(settings)[NODE_CONFIG_KEY]})
-    assert type(node) is NodeSettings
+    assert type(node_settings_from_run_config(given)) is NodeSettings
 
 
 def test_a_node_refuses_a_document_with_coordinator_sections() -> None:
-    document = to_run_config(load_settings())[CONFIG_KEY]  # the coordinator's whole, not the nodes' part
+    document = coordinator_run_config(load_settings())[CONFIG_KEY]  # the coordinator's whole, not the nodes' part
     with pytest.raises(ConfigError, match="not in 'NodeSettings'"):
         node_settings_from_run_config({NODE_CONFIG_KEY: document})
 
@@ -118,7 +120,7 @@ def test_empty_run_config_composes_defaults_with_overrides() -> None:
 def test_tampered_run_config_document_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match=CONFIG_KEY):
         settings_from_run_config({CONFIG_KEY: "{not json"})
-    config = json.loads(to_run_config(load_settings())[CONFIG_KEY])
+    config = json.loads(coordinator_run_config(load_settings())[CONFIG_KEY])
     config["federation"]["num_nodes"] = "four"
     with pytest.raises(ConfigError, match="federation.num_nodes"):
         settings_from_mapping(config)

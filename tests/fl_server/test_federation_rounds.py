@@ -11,7 +11,7 @@ from cli.flower_app import central_test_set
 from fl_client.client_app import app as client_app
 from fl_client.holdings import central_test_holdings, write_synthetic_holdings
 from fl_protocol.protection import messages
-from fl_protocol.run_config import load_settings, to_run_config
+from fl_protocol.run_config import load_settings, node_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator
 from fl_server.federation_rounds import FederationFailed, FederationRounds
@@ -81,7 +81,7 @@ def run_rounds(settings: RunSettings, grid: InProcessGrid, listener: Recorder) -
 
 def test_rounds_train_every_node_and_improve_the_global_model() -> None:
     settings = small_federation()
-    grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
+    grid = InProcessGrid(client_app, simulated_nodes(settings), node_run_config(settings))
     recorder = Recorder()
     rounds, _ = run_rounds(settings, grid, recorder)
 
@@ -102,7 +102,7 @@ def test_same_configuration_and_seed_give_the_same_metrics() -> None:
     settings = small_federation("federation.num_rounds=2", "partition=dirichlet")
     histories = []
     for _ in range(2):
-        grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
+        grid = InProcessGrid(client_app, simulated_nodes(settings), node_run_config(settings))
         rounds, _ = run_rounds(settings, grid, Recorder())
         histories.append([(r.train_metrics, r.federated_eval, r.central_eval) for r in rounds.history])
     assert histories[0] == histories[1]
@@ -112,7 +112,7 @@ def test_a_node_that_fails_is_named_with_its_error_and_the_round_goes_on(tmp_pat
     settings = small_federation("federation.num_rounds=1")
     nodes = simulated_nodes(settings)
     nodes[999] = {"holdings-path": str(tmp_path / "missing"), "node-name": "unit-x"}
-    grid = InProcessGrid(client_app, nodes, to_run_config(settings))
+    grid = InProcessGrid(client_app, nodes, node_run_config(settings))
     settings = dataclasses.replace(
         settings, federation=dataclasses.replace(settings.federation, min_available_nodes=4)
     )
@@ -134,7 +134,9 @@ def test_too_few_updates_fail_the_round_loudly_and_keep_the_model() -> None:
             return True
         return False
 
-    grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings), drop=drop_node_101_in_round_1)
+    grid = InProcessGrid(
+        client_app, simulated_nodes(settings), node_run_config(settings), drop=drop_node_101_in_round_1
+    )
     recorder = Recorder()
     rounds, _ = run_rounds(settings, grid, recorder)
 
@@ -148,7 +150,7 @@ def test_too_few_updates_fail_the_round_loudly_and_keep_the_model() -> None:
 def test_consecutive_failed_rounds_stop_the_run_with_the_node_errors() -> None:
     settings = small_federation("federation.min_train_nodes=3", "federation.max_consecutive_failed_rounds=2")
     grid = InProcessGrid(
-        client_app, simulated_nodes(settings), to_run_config(settings),
+        client_app, simulated_nodes(settings), node_run_config(settings),
         drop=lambda node_id, message: node_id == 102,
     )
     with pytest.raises(FederationFailed, match="2 consecutive rounds failed"):
@@ -166,7 +168,7 @@ def test_nodes_evaluation_of_the_model_they_received_lands_on_the_round_that_mad
         return in_round_2 and node_id != 100 and message.metadata.message_type == messages.SECAGG_UNMASK
 
     grid = InProcessGrid(
-        client_app, simulated_nodes(settings), to_run_config(settings), drop=unmasking_fails_in_round_2
+        client_app, simulated_nodes(settings), node_run_config(settings), drop=unmasking_fails_in_round_2
     )
     rounds, _ = run_rounds(settings, grid, recorder)
 
@@ -177,7 +179,7 @@ def test_nodes_evaluation_of_the_model_they_received_lands_on_the_round_that_mad
 
 def test_nodes_gone_after_the_last_round_cost_its_evaluation_not_the_run(caplog: pytest.LogCaptureFixture) -> None:
     settings = small_federation("secure=secagg", "federation.num_rounds=2", "federation.node_wait_timeout_s=0.3")
-    grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
+    grid = InProcessGrid(client_app, simulated_nodes(settings), node_run_config(settings))
 
     class NodeLeavesAfterTraining(Recorder):
         def round_finished(self, record: RoundRecord, arrays: ArrayRecord) -> None:
@@ -195,7 +197,7 @@ def test_nodes_gone_after_the_last_round_cost_its_evaluation_not_the_run(caplog:
 
 def test_waiting_for_nodes_ends_after_the_timeout_with_a_clear_error() -> None:
     settings = small_federation("federation.min_available_nodes=5", "federation.node_wait_timeout_s=0.5")
-    grid = InProcessGrid(client_app, simulated_nodes(settings), to_run_config(settings))
+    grid = InProcessGrid(client_app, simulated_nodes(settings), node_run_config(settings))
     with pytest.raises(FederationFailed, match=r"only 3 of federation.min_available_nodes=5 nodes connected"):
         run_rounds(settings, grid, Recorder())
 
@@ -214,7 +216,7 @@ def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path, cl
             "evaluation.central=false",
         ]
     )
-    grid = InProcessGrid(client_app, nodes, to_run_config(settings))
+    grid = InProcessGrid(client_app, nodes, node_run_config(settings))
     rounds = FederationRounds(
         grid=grid,
         strategy=build_strategy(settings),

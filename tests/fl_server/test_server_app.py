@@ -3,12 +3,15 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
+from PIL import Image
+from sklearn.datasets import load_digits
 
 from fedtriage.errors import FederationFailed
-from fl_protocol.run_config import load_settings
+from fl_protocol.run_config import NODE_CONFIG_KEY, load_settings
 from fl_protocol.settings import RunSettings
 from models import load_model_file
 from tests.support.inprocess_grid import federate_in_process
@@ -31,6 +34,29 @@ def settings_for(tmp_path: Path, name: str, *overrides: str) -> RunSettings:
 
 def run(settings: RunSettings):  # type: ignore[no-untyped-def]
     return federate_in_process(settings)[0]
+
+
+def test_simulated_nodes_are_given_only_their_part_of_the_settings(tmp_path: Path) -> None:
+    summary, grid = federate_in_process(settings_for(tmp_path, "nodes", "federation.num_rounds=1"))
+    assert summary.status == "FINISHED"
+    assert {key for context in grid.contexts.values() for key in context.run_config} == {NODE_CONFIG_KEY}
+
+
+def test_the_server_scores_each_round_on_the_test_set_it_is_handed(tmp_path: Path) -> None:
+    # Every digit filed under the next digit's folder: only a server that scores on this very
+    # folder finds a model that reads digits well to be almost always wrong.
+    folder = tmp_path / "validation"
+    digits = load_digits()
+    for label in range(10):
+        (folder / str((label + 1) % 10)).mkdir(parents=True, exist_ok=True)
+        for index in np.flatnonzero(digits.target == label)[:3]:
+            pixels = (digits.images[index] * 255 / 16).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / str((label + 1) % 10) / f"{index}.png")
+    summary, _ = federate_in_process(
+        settings_for(tmp_path, "own-test-set", "federation.num_rounds=3", f"evaluation.test_set={folder}")
+    )
+    assert summary.final_metrics["federated/eval-accuracy"] > 0.5  # the model reads digits
+    assert summary.final_metrics["central/eval-accuracy"] < 0.2  # scored on the handed folder
 
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:

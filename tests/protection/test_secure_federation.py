@@ -6,11 +6,14 @@ from pathlib import Path
 import pytest
 from flwr.app import Message, RecordDict
 
-from cli.flower_app import central_test_set, client_app
+from cli.flower_app import central_test_set
 from fedtriage.errors import FederationFailed
+from fl_client import client_app as node_app
+from fl_client.client_app import app as client_app
+from fl_client.protection.secagg import ProtocolViolation
 from fl_protocol.protection import messages
 from fl_protocol.records import EVAL_ACCURACY
-from fl_protocol.run_config import load_settings, to_run_config
+from fl_protocol.run_config import load_settings, node_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.server_app import run_federation
 from tests.support.inprocess_grid import InProcessGrid, federate_in_process, simulated_nodes
@@ -119,7 +122,26 @@ def test_a_node_that_restarts_and_loses_its_keys_rejoins_after_a_new_setup(tmp_p
         return False
 
     nodes = simulated_nodes(settings.federation.num_nodes)
-    grid = InProcessGrid(client_app, nodes, to_run_config(settings), drop=node_12_restarts_before_its_second_round)
+    grid = InProcessGrid(client_app, nodes, node_run_config(settings), drop=node_12_restarts_before_its_second_round)
     rounds = history(run_federation(grid, settings, flower_run_id=1, central_test_set=central_test_set))
     assert rounds[2]["protocol_metrics"]["secagg-used"] == 3  # round 2 went on without it
     assert rounds[3]["protocol_metrics"]["secagg-used"] == 4  # set up again, back in round 3
+
+
+def test_a_replayed_training_request_is_refused_before_the_node_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary, grid = federate(settings_for(tmp_path, "replay", "federation.num_rounds=1"))
+    assert summary.status == "FINISHED"
+    trained: list[int] = []
+    real_train = node_app.LocalWork.train
+
+    def counted(work):  # type: ignore[no-untyped-def]
+        trained.append(1)
+        return real_train(work)
+
+    monkeypatch.setattr(node_app.LocalWork, "train", counted)
+    replayed = next(m for m in grid.delivered if m.metadata.message_type == messages.SECAGG_TRAIN)
+    with pytest.raises(ProtocolViolation, match="no secrets for that round"):
+        client_app(replayed, grid.contexts[replayed.metadata.dst_node_id])
+    assert trained == []  # refused before holdings, model or training were touched

@@ -14,7 +14,7 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
-from fl_protocol.run_config import to_run_config
+from fl_protocol.run_config import node_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.run_summary import RunSummary
 from fl_server.server_app import run_federation
@@ -113,6 +113,6 @@ def federate_in_process(
     from fl_client.client_app import app
 
     nodes = simulated_nodes(settings.federation.num_nodes)
-    grid = InProcessGrid(client_app or app, nodes, to_run_config(settings), drop=drop, tamper=tamper)
+    grid = InProcessGrid(client_app or app, nodes, node_run_config(settings), drop=drop, tamper=tamper)
     summary = run_federation(grid, settings, flower_run_id=1, central_test_set=central_test_set)
     return summary, grid

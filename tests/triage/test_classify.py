@@ -254,6 +254,25 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
         assert db.execute("SELECT COUNT(*) FROM media WHERE status = 'pending'").fetchone()[0] == 0
 
 
+def test_a_run_an_earlier_version_left_unfinished_resumes_after_the_upgrade(
+    tmp_path: Path, evidence: Path, model_file: Path
+) -> None:
+    out = tmp_path / "report"
+    settings = triage_settings(evidence, model_file, out)
+    model = load_triage_model(settings.model, None, None)
+    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
+    discover_all(journal, evidence)
+    journal.close()
+    with sqlite3.connect(out / JOURNAL_FILE) as db:  # as the version before `written_path` wrote it
+        db.execute("ALTER TABLE media DROP COLUMN written_path")
+
+    summary = classify_media(settings)
+
+    assert summary.classified == len([row for row in rows(out) if row["status"] == "classified"]) > 0
+    with sqlite3.connect(out / JOURNAL_FILE) as db:
+        assert db.execute("SELECT COUNT(*) FROM media WHERE status = 'pending'").fetchone()[0] == 0
+
+
 def _stored_by_attempt(out: Path) -> dict[int, int]:
     with sqlite3.connect(out / JOURNAL_FILE) as db:
         return dict(db.execute("SELECT attempt, COUNT(*) FROM media WHERE attempt IS NOT NULL GROUP BY attempt"))
@@ -274,9 +293,9 @@ def test_ctrl_c_stops_the_command_cleanly_and_the_same_command_resumes(tmp_path:
     os.killpg(started.pid, signal.SIGINT)
     stdout, stderr = started.communicate(timeout=120)
     assert started.returncode == 130, stdout + stderr
-    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr, stderr
     done_before = _classified_so_far(out)
-    assert 0 < done_before < 6000
+    assert 0 < done_before < 6000, stdout + stderr
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
