@@ -11,6 +11,7 @@ same ServerApp and ClientApp a deployment runs; MLflow records it (a local SQLit
 store by default, or $MLFLOW_TRACKING_URI).
 """
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from cli.exit import exit_on_error
 from configs import CONFIG_DIR, CONFIG_NAME
 from configs.compose import config_error
 from fedtriage.console import configure_console_logging
+from fedtriage.errors import Interrupted
 from fl_protocol.settings import RunSettings, settings_from_mapping
 
 
@@ -45,9 +47,32 @@ def _job(cfg: DictConfig) -> float | None:
     configure_console_logging()
     with exit_on_error():
         settings = preflight(settings_for_simulation(cfg))
-        run_in_simulation_engine(settings)
+        try:
+            run_in_simulation_engine(settings)
+        except Interrupted as err:
+            raise Interrupted(how_to_resume(Path(str(settings.output_dir)), err)) from None
     summary = read_summary(Path(str(settings.output_dir)))
     return summary.final_metrics.get("central/eval-accuracy")
+
+
+def how_to_resume(output_dir: Path, err: Interrupted) -> str:
+    """What a stopped run kept, and the exact command that continues it (also put in its summary.json)."""
+    from fl_server.run_summary import SUMMARY_FILE, read_summary, write_summary
+
+    if not (output_dir / SUMMARY_FILE).is_file():
+        return f"{err}; nothing was trained yet: run the same command again"
+    summary = read_summary(output_dir)
+    if not summary.latest_checkpoint:
+        return f"{err}; no round was completed: run the same command again"
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("checkpoint.resume_from=")]
+    summary.resume_command = shlex.join(
+        ["fedtriage", "simulate", *overrides, f"checkpoint.resume_from={summary.latest_checkpoint}"]
+    )
+    write_summary(summary)
+    return (
+        f"stopped after round {summary.rounds_completed}, its checkpoint kept; "
+        f"resume with: {summary.resume_command}"
+    )
 
 
 def settings_for_simulation(cfg: DictConfig) -> RunSettings:

@@ -33,6 +33,8 @@ class Checkpoint:
     # The model's architecture, classes and input (`models.ModelSpec`), so that a
     # checkpoint can also be loaded for triage.
     model_spec: dict[str, Any] | None = None
+    # The tracked (MLflow) run that wrote it, so that a run resuming from it can name that run.
+    tracked_run_id: str | None = None
 
     def arrays(self) -> ArrayRecord:
         """The global model as Flower arrays."""
@@ -76,6 +78,7 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint, keep_last: int) -> 
             "strategy_state": checkpoint.strategy_state,
             "history": [dataclasses.asdict(record) for record in checkpoint.history],
             **({"model_spec": checkpoint.model_spec} if checkpoint.model_spec else {}),
+            **({"tracked_run_id": checkpoint.tracked_run_id} if checkpoint.tracked_run_id else {}),
         },
         partial,
     )
@@ -101,4 +104,5 @@ def load_checkpoint(path: Path) -> Checkpoint:
         strategy_state=raw["strategy_state"],
         history=[RoundRecord(**record) for record in raw["history"]],
         model_spec=raw.get("model_spec"),
+        tracked_run_id=raw.get("tracked_run_id"),
     )

@@ -18,11 +18,12 @@ from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedtriage.errors import FederationFailed
+from fedtriage.errors import FederationFailed, Interrupted
 from fl_protocol.settings import FederationSettings
 from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import UpdateAggregation
 from fl_server.round_record import RoundRecord
+from fl_server.stop_request import stop_requested
 
 logger = logging.getLogger("fedtriage.server")
 
@@ -97,6 +98,8 @@ class FederationRounds:
 
         consecutive_failures = 0
         for server_round in range(self._first_round, self._federation.num_rounds + 1):
+            if stop_requested():
+                raise Interrupted(f"stopped before round {server_round}")
             self._exchange.new_round()
             if reason := self._aggregation.stop_before(server_round, connected=self._wait_for_nodes()):
                 logger.warning("stopping before round %d: %s", server_round, reason)
@@ -215,6 +218,8 @@ class FederationRounds:
         deadline = time.monotonic() + self._federation.node_wait_timeout_s
         needed = self._federation.min_available_nodes
         while (connected := len(list(self._grid.get_node_ids()))) < needed:
+            if stop_requested():
+                raise Interrupted("stopped while waiting for nodes")
             if time.monotonic() >= deadline:
                 raise FederationFailed(
                     f"only {connected} of federation.min_available_nodes={needed} nodes connected "

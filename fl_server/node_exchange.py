@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
+from fedtriage.errors import Interrupted
 from fl_protocol import records
+from fl_server.stop_request import stop_requested
 
 _FIRST_POLL_S = 0.002
 # Polls stay this frequent for the first seconds of a wait (a stage's replies usually
@@ -108,6 +110,8 @@ class NodeExchange:
         replies: list[Message] = []
         pause = _FIRST_POLL_S
         while pending:
+            if stop_requested():
+                raise Interrupted(f"stopped during {len(pending)} nodes' replies of a round")
             pulled = list(self.grid.pull_messages(pending))
             replies.extend(pulled)
             pending.difference_update(reply.metadata.reply_to_message_id for reply in pulled)

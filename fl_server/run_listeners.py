@@ -59,9 +59,16 @@ class CheckpointListener:
     """Writes a checkpoint after every completed round (not after round 0)."""
 
     def __init__(
-        self, directory: Path, strategy: Strategy, keep_last: int, history: list[RoundRecord], spec: ModelSpec
+        self,
+        directory: Path,
+        strategy: Strategy,
+        keep_last: int,
+        history: list[RoundRecord],
+        spec: ModelSpec,
+        tracked_run_id: str | None = None,
     ) -> None:
         self._spec = spec
+        self._tracked_run_id = tracked_run_id
         self._directory = directory
         self._strategy = strategy
         self._keep_last = keep_last
@@ -81,6 +88,7 @@ class CheckpointListener:
             strategy_state=strategy_state(self._strategy),
             history=self._history,
             model_spec=self._spec.to_dict(),
+            tracked_run_id=self._tracked_run_id,
         )
         self.latest = save_checkpoint(self._directory, checkpoint, self._keep_last)
 

@@ -28,6 +28,8 @@ class RunSummary:
     error: str | None = None
     # Set when the run ended before federation.num_rounds on purpose (privacy budget).
     stopped_early: str | None = None
+    # An interrupted run: the command that continues it from its latest checkpoint.
+    resume_command: str | None = None
 
 
 def write_summary(summary: RunSummary) -> Path:

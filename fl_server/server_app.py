@@ -6,7 +6,6 @@ summary. Whoever starts the server hands it its central test set (`build_server_
 the same app runs in Flower's simulation engine and on a SuperLink.
 """
 
-import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedtriage.console import configure_console_logging
 from fedtriage.environment import disable_phone_home
-from fedtriage.errors import ConfigError
+from fedtriage.errors import ConfigError, Interrupted
 from fl_protocol.run_config import settings_from_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator, CentralTestSet
@@ -30,11 +29,10 @@ from fl_server.round_record import RoundRecord
 from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
 from fl_server.run_summary import RunSummary, write_summary
 from fl_server.strategy_factory import build_strategy
-from fl_server.tracking import RunOutcome, build_tracker
+from fl_server.tracking import ResumedRun, RunOutcome, build_tracker
 from models import MODEL_SPEC_METADATA, ModelSpec, build_model, save_model_file
 
 disable_phone_home()
-logger = logging.getLogger("fedtriage.server")
 
 # What hands the server its central test set for a run's settings (None: no central evaluation).
 CentralTestSource = Callable[[RunSettings], CentralTestSet | None]
@@ -80,13 +78,16 @@ def run_federation(
     )
     strategy = build_strategy(settings)
     aggregation = build_update_aggregation(settings)
-    arrays, history, first_round = _starting_point(settings, model, strategy)
+    arrays, history, resumes = _starting_point(settings, model, strategy)
+    first_round = resumes.after_round + 1 if resumes else 1
     evaluator = CentralEvaluator(settings, central_test) if central_test is not None else None
 
     spec = ModelSpec.from_settings(settings)
     tracker = build_tracker(settings, output_dir)
-    tracker.start(settings)
-    checkpoints = CheckpointListener(output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, spec)
+    tracker.start(settings, resumes)
+    checkpoints = CheckpointListener(
+        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, spec, tracker.run_id
+    )
     fed = settings.federation
     rounds = FederationRounds(
         grid=grid,
@@ -105,13 +106,20 @@ def run_federation(
     try:
         outcome = rounds.run(arrays, history)
     except BaseException as err:
-        tracker.finish(RunOutcome("FAILED", rounds.history, checkpoint_path=checkpoints.latest))
+        # Stopped by its user (KILLED, as MLflow calls it) or failed: what was recorded is kept.
+        stopped = isinstance(err, (Interrupted, KeyboardInterrupt))
+        tracked = tracker.finish(
+            RunOutcome("KILLED" if stopped else "FAILED", rounds.history, checkpoint_path=checkpoints.latest)
+        )
         write_summary(
             RunSummary(
-                status="FAILED",
+                status="INTERRUPTED" if stopped else "FAILED",
                 output_dir=str(output_dir),
                 rounds_completed=_completed_rounds(rounds.history),
                 latest_checkpoint=str(checkpoints.latest) if checkpoints.latest else None,
+                mlflow_run_id=tracked.run_id,
+                tracking_uri=tracked.tracking_uri,
+                mlflow_ui_command=tracked.ui_command,
                 error=f"{type(err).__name__}: {err}",
             )
         )
@@ -162,10 +170,10 @@ def _seed_everything(seed: int) -> None:
 
 def _starting_point(
     settings: RunSettings, model: torch.nn.Module, strategy: object
-) -> tuple[ArrayRecord, list[RoundRecord], int]:
-    """Fresh weights, or the model, strategy state and history of a checkpoint."""
+) -> tuple[ArrayRecord, list[RoundRecord], ResumedRun | None]:
+    """Fresh weights, or the model, strategy state and history of a checkpoint (and the run it resumes)."""
     if not settings.checkpoint.resume_from:
-        return ArrayRecord(model.state_dict()), [], 1
+        return ArrayRecord(model.state_dict()), [], None
     checkpoint = load_checkpoint(Path(settings.checkpoint.resume_from))
     if checkpoint.round >= settings.federation.num_rounds:
         raise ConfigError(
@@ -180,8 +188,8 @@ def _starting_point(
             "checkpoint.resume_from", f"checkpoint does not fit model {settings.model.name}: {err}"
         ) from err
     restore_strategy_state(strategy, checkpoint.strategy_state)  # type: ignore[arg-type]
-    logger.info("resuming after round %d from %s", checkpoint.round, settings.checkpoint.resume_from)
-    return ArrayRecord(model.state_dict()), checkpoint.history, checkpoint.round + 1
+    print(f"fedtriage: resuming after round {checkpoint.round} from {settings.checkpoint.resume_from}", flush=True)
+    return ArrayRecord(model.state_dict()), checkpoint.history, ResumedRun(checkpoint.tracked_run_id, checkpoint.round)
 
 
 def _completed_rounds(history: list[RoundRecord]) -> int:

@@ -11,8 +11,13 @@ a run config), which is why flwr is pinned exactly.
 
 import logging
 import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from flwr.app import Context, RecordDict
@@ -32,6 +37,7 @@ from cli.simulation.loopback_ray import loopback_ray
 from fedtriage.errors import ConfigError, FedtriageError
 from fl_protocol.run_config import coordinator_run_config, node_run_config
 from fl_protocol.settings import RunSettings
+from fl_server.stop_request import clear_stop_request, request_stop, stop_requested
 
 
 def project_dir() -> Path:
@@ -95,7 +101,7 @@ def _simulate(settings: RunSettings, **apps: Any) -> None:
     logging.getLogger("flwr").setLevel(settings.simulation.flower_log_level.upper())
     backend_config = _backend_config(settings)
     init_args = backend_config["init_args"]
-    with loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
+    with stop_on_interrupt(), loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
         _run_simulation(
             num_supernodes=settings.federation.num_nodes,
             backend_name="ray",
@@ -103,6 +109,31 @@ def _simulate(settings: RunSettings, **apps: Any) -> None:
             exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
             **apps,
         )
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """The first Ctrl-C asks the federation to stop at its next safe point; a second stops at once.
+
+    Flower runs the ServerApp in a thread of its own, which a KeyboardInterrupt in the main
+    thread never reaches: it would go on failing rounds against nodes that are gone. So the
+    interrupt becomes a stop request that the round loop answers within moments, closing
+    its record as killed and keeping its checkpoints.
+    """
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop_requested():
+            raise KeyboardInterrupt
+        request_stop()
+        print("\nfedtriage: stopping at the next safe point (Ctrl-C again to stop at once)", file=sys.stderr,
+              flush=True)
+
+    clear_stop_request()
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _backend_config(settings: RunSettings) -> dict[str, dict[str, float | int | bool | str]]:

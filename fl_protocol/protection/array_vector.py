@@ -40,6 +40,7 @@ def unflatten(vector: np.ndarray, template: Mapping[str, np.ndarray]) -> dict[st
         part = vector[start : start + array.size].reshape(array.shape)
         if np.issubdtype(array.dtype, np.integer):
             part = np.rint(part)
-        result[name] = part.astype(array.dtype)
+        # asarray: NumPy turns a 0-d array into a scalar (np.rint, astype), which Flower's Array refuses.
+        result[name] = np.asarray(part, dtype=array.dtype)
         start += array.size
     return result

@@ -9,11 +9,12 @@ from fl_protocol.settings import RunSettings
 from fl_server.tracking.local_history import read_history, write_history
 from fl_server.tracking.mlflow_tracker import MlflowTracker, resolve_tracking_uri
 from fl_server.tracking.plots import plot_history
-from fl_server.tracking.tracker import NullTracker, RunOutcome, RunTracker, TrackedRun
+from fl_server.tracking.tracker import NullTracker, ResumedRun, RunOutcome, RunTracker, TrackedRun
 
 __all__ = [
     "MlflowTracker",
     "NullTracker",
+    "ResumedRun",
     "RunOutcome",
     "RunTracker",
     "TrackedRun",

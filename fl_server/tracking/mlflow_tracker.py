@@ -38,7 +38,7 @@ from fl_server.tracking.plots import plot_history
 from fl_server.tracking.round_metrics import ROUND_FAILED, federated_metrics, holdings_metrics, round_metrics
 from fl_server.tracking.run_params import config_params
 from fl_server.tracking.sweep_parent import sweep_parent_run_id
-from fl_server.tracking.tracker import RunOutcome, TrackedRun
+from fl_server.tracking.tracker import ResumedRun, RunOutcome, TrackedRun
 
 logger = logging.getLogger("fedtriage.tracking")
 
@@ -56,6 +56,9 @@ PLAINTEXT_UPDATES_TAG = "fedtriage.plaintext_updates"
 SWEEP_TAG = "fedtriage.sweep"
 # `fedtriage.failed_round.<round>` holds the reason a round failed.
 FAILED_ROUND_TAG = "fedtriage.failed_round"
+# A resumed run: the run it continues, and the round that run stopped after.
+RESUMES_RUN_TAG = "fedtriage.resumes_run"
+RESUMED_AFTER_ROUND_TAG = "fedtriage.resumed_after_round"
 
 # MLflow retries a failed HTTP call 7 times with exponential backoff (minutes in all) and
 # waits up to 120 s for each reply. Tracking runs between rounds, so against a dead server
@@ -100,16 +103,20 @@ class MlflowTracker:
         self._experiment_id: str | None = None
         self._parent_run_id: str | None = None
         self._holdings: dict[str, dict[str, int | str]] = {}
-        self._failure_notes: list[str] = []
+        self._notes: list[str] = []
 
-    def start(self, settings: RunSettings) -> None:
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    def start(self, settings: RunSettings, resumes: ResumedRun | None = None) -> None:
         """Open the run; if that fails, warn loudly and track nothing for this run."""
         if self._run_id is not None:
             logger.warning("MLflow run %s is already open; start() ignored", self._run_id)
             return
         _shorten_http_patience()
         try:
-            self._open_run(settings)
+            self._open_run(settings, resumes)
         except Exception as err:  # any failure means: no MLflow record for this run
             self._client, self._run_id, self._parent_run_id = None, None, None
             logger.warning(
@@ -153,10 +160,10 @@ class MlflowTracker:
         """Mark the step with `round-failed` = 1 and keep the reason as a tag and in the run's note."""
         if self._client is None or self._run_id is None:
             return
-        self._failure_notes.append(f"- Round {record.round} failed: {reason}")
+        self._notes.append(f"- Round {record.round} failed: {reason}")
         tags = [
             RunTag(f"{FAILED_ROUND_TAG}.{record.round}", reason[:MAX_TAG_VAL_LENGTH]),
-            RunTag(MLFLOW_RUN_NOTE, "\n".join(self._failure_notes)[:MAX_TAG_VAL_LENGTH]),
+            RunTag(MLFLOW_RUN_NOTE, "\n".join(self._notes)[:MAX_TAG_VAL_LENGTH]),
         ]
         with self._guard.attempt("log a failed round"):
             self._client.log_batch(self._run_id, tags=tags)
@@ -187,12 +194,18 @@ class MlflowTracker:
             )
         return tracked
 
-    def _open_run(self, settings: RunSettings) -> None:
+    def _open_run(self, settings: RunSettings, resumes: ResumedRun | None) -> None:
         client = MlflowClient(tracking_uri=self._tracking_uri)
         experiment = experiment_id(client, self._settings.experiment_name, self._tracking_uri)
         tags = {UPDATE_PROTECTION_TAG: str(settings.secure.mode)}
         if settings.secure.mode is ProtectionMode.plaintext:
             tags[PLAINTEXT_UPDATES_TAG] = "true"
+        if resumes is not None:
+            tags[RESUMED_AFTER_ROUND_TAG] = str(resumes.after_round)
+            if resumes.run_id:
+                tags[RESUMES_RUN_TAG] = resumes.run_id
+                self._notes.append(f"Resumes run {resumes.run_id} after its round {resumes.after_round}.")
+                tags[MLFLOW_RUN_NOTE] = "\n".join(self._notes)
         if sweep_id := self._settings.sweep_id:
             parent = sweep_parent_run_id(client, experiment, sweep_id)
             client.update_run(parent, status="RUNNING")

@@ -10,8 +10,8 @@ from fl_protocol.settings import RunSettings
 from fl_server.round_record import RoundRecord
 from fl_server.tracking.local_history import write_local_history
 
-# Final states a run can be closed with (MLflow's names for them).
-RUN_STATUSES = ("FINISHED", "FAILED")
+# Final states a run can be closed with (MLflow's names for them); KILLED: stopped by its user.
+RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,14 @@ class RunOutcome:
             raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, got {self.status!r}")
 
 
+@dataclass(frozen=True)
+class ResumedRun:
+    """The run a resumed run continues: its tracked run (if any) and the round it stopped after."""
+
+    run_id: str | None
+    after_round: int
+
+
 @dataclass
 class TrackedRun:
     """Where a finished run's record can be found, for the server's closing summary."""
@@ -47,8 +55,12 @@ class TrackedRun:
 class RunTracker(Protocol):
     """Receives the results of one federation run; never raises for a tracking outage."""
 
-    def start(self, settings: RunSettings) -> None:
-        """Open the run and record the resolved configuration it runs with."""
+    @property
+    def run_id(self) -> str | None:
+        """The tracked run's id once started (None when nothing is tracked)."""
+
+    def start(self, settings: RunSettings, resumes: "ResumedRun | None" = None) -> None:
+        """Open the run and record the resolved configuration it runs with (and which run it resumes)."""
 
     def log_holdings(self, reports: dict[str, dict[str, int | str]]) -> None:
         """Record what each node's holdings loader kept and skipped (node label -> report)."""
@@ -78,7 +90,9 @@ class NullTracker:
         self._output_dir = output_dir
         self._experiment_name = ""
 
-    def start(self, settings: RunSettings) -> None:
+    run_id = None
+
+    def start(self, settings: RunSettings, resumes: ResumedRun | None = None) -> None:
         self._experiment_name = settings.tracking.experiment_name
 
     def log_holdings(self, reports: dict[str, dict[str, int | str]]) -> None:

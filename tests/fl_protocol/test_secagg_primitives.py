@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from flwr.app import Array, ArrayRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fl_protocol.protection import array_vector
 from fl_protocol.protection.secagg import keys, shamir
 from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
 from fl_protocol.protection.secagg.masks import mask_vector
@@ -131,3 +133,12 @@ def test_counts_up_to_the_count_limit_are_accepted_and_beyond_refused() -> None:
 def test_layouts_that_could_overflow_are_refused() -> None:
     with pytest.raises(ValueError, match="overflow"):
         ContributionLayout([Segment("x", 1, 1.0)], bits=28, max_contributors=100)
+
+
+def test_a_models_zero_dimensional_buffers_come_back_as_arrays_flower_accepts() -> None:
+    # Batch norm's `num_batches_tracked` is a 0-d int64 buffer; NumPy turns 0-d results into scalars.
+    template = {"weight": np.zeros((2, 2), dtype=np.float32), "num_batches_tracked": np.array(7, dtype=np.int64)}
+    arrays = array_vector.unflatten(np.array([0.5, 1.0, 1.5, 2.0, 3.4]), template)
+    assert arrays["num_batches_tracked"].shape == () and arrays["num_batches_tracked"].dtype == np.int64
+    record = ArrayRecord({name: Array(array) for name, array in arrays.items()})
+    assert int(record["num_batches_tracked"].numpy()) == 3

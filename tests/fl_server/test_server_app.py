@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from flwr.app import Message
 from mlflow import MlflowClient
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from fedtriage.errors import FederationFailed
+from fedtriage.errors import FederationFailed, Interrupted
 from fl_protocol.run_config import NODE_CONFIG_KEY, load_settings
 from fl_protocol.settings import RunSettings
+from fl_server.stop_request import clear_stop_request, request_stop
 from models import load_model_file
 from tests.support.inprocess_grid import federate_in_process
 
@@ -57,6 +59,25 @@ def test_the_server_scores_each_round_on_the_test_set_it_is_handed(tmp_path: Pat
     )
     assert summary.final_metrics["federated/eval-accuracy"] > 0.5  # the model reads digits
     assert summary.final_metrics["central/eval-accuracy"] < 0.2  # scored on the handed folder
+
+
+def test_a_stop_request_ends_the_run_as_interrupted_and_keeps_what_was_recorded(tmp_path: Path) -> None:
+    def stop_in_round_2(node_id: int, message: Message) -> bool:
+        if int(message.content["config"]["server-round"]) == 2:
+            request_stop()  # what Ctrl-C in `fedtriage simulate` does
+        return False
+
+    settings = settings_for(tmp_path, "stopped", "federation.num_rounds=5")
+    try:
+        with pytest.raises(Interrupted):
+            federate_in_process(settings, drop=stop_in_round_2)
+    finally:
+        clear_stop_request()
+    summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
+    assert summary["status"] == "INTERRUPTED" and summary["rounds_completed"] == 1
+    assert summary["latest_checkpoint"].endswith("round_0001.pt")
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(summary["mlflow_run_id"])
+    assert run.info.status == "KILLED"
 
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
