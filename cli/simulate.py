@@ -11,6 +11,7 @@ same ServerApp and ClientApp a deployment runs; MLflow records it (a local SQLit
 store by default, or $MLFLOW_TRACKING_URI).
 """
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -24,17 +25,55 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cli.exit import exit_on_error
 from configs import CONFIG_DIR, CONFIG_NAME
-from configs.compose import config_error
+from configs.errors import from_omegaconf
 from fedtriage.console import configure_console_logging
-from fedtriage.errors import Interrupted
+from fedtriage.errors import ConfigError, Interrupted
 from fl_protocol.settings import RunSettings, settings_from_mapping
+
+# Hydra's own flags that run no job, or take a value: their arguments are Hydra's to check.
+_HYDRA_ONLY_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "-c", "--cfg", "-p", "--package", "--version",
+                     "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--shell-completion",
+                     "-sc", "--run", "-r", "--resolve")
 
 
 def main(argv: list[str]) -> int:
-    """Hydra reads its arguments from `sys.argv`: hand them over, then run the job(s)."""
+    """Check the settings of every job, then let Hydra run the job(s); it reads `sys.argv`."""
+    if not any(arg.split("=", 1)[0] in _HYDRA_ONLY_FLAGS for arg in argv):
+        check_overrides([arg for arg in argv if arg not in ("-m", "--multirun")])
     sys.argv = ["fedtriage simulate", *argv]
+    # Hydra logs the job's INFO lines; alembic's, as MLflow loads it, are nothing a user can act on.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _job()
     return 0
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Every job's settings, composed and checked as the job will: a bad one is one `ConfigError`
+    before Hydra starts (whose own errors are many lines and exit 1)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from fl_protocol.run_config import load_settings
+
+    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(ours)
+    except HydraException as err:
+        raise ConfigError("overrides", str(err).strip().split("\n", 1)[0]) from err
+    # A sweep's every value is checked, with the other sweeps at their first value.
+    first = [o.input_line if not o.is_sweep_override() else _with_value(o, next(o.sweep_string_iterator()))
+             for o in parsed]
+    jobs = [first]
+    for index, override in enumerate(parsed):
+        if override.is_sweep_override():
+            jobs += [first[:index] + [_with_value(override, value)] + first[index + 1:]
+                     for value in override.sweep_string_iterator()]
+    for job in jobs:
+        load_settings(job)
+
+
+def _with_value(override: Any, value: str) -> str:
+    return f"{override.get_key_element()}={value}"
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
@@ -80,7 +119,7 @@ def settings_for_simulation(cfg: DictConfig) -> RunSettings:
     try:
         config: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        raise config_error(err) from err
+        raise from_omegaconf(err) from err
     hydra_config = HydraConfig.get()
     if not config.get("output_dir"):
         config["output_dir"] = hydra_config.runtime.output_dir

@@ -7,6 +7,7 @@ worker processes may run in another working directory.
 """
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from configs import CONFIG_DIR, CONFIG_NAME
+from configs.errors import from_hydra, from_omegaconf
 from fedtriage.errors import ConfigError
 
 _Settings = TypeVar("_Settings")
@@ -50,10 +52,10 @@ def compose_config(
                 config = compose(config_name=config_name, overrides=list(overrides))
             resolved = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as err:
-            raise config_error(err) from err
+            raise from_omegaconf(err) from err
         except Exception as err:  # Hydra's override and missing-group errors
             if type(err).__module__.startswith("hydra"):
-                raise ConfigError("overrides", str(err).strip()) from err
+                raise from_hydra(err, default_tree(config_name, config_dir)) from err
             raise
     assert isinstance(resolved, dict)
     resolved.pop("hydra", None)
@@ -65,14 +67,18 @@ def typed_settings(schema: type[_Settings], config: Mapping[str, Any] | Any) -> 
     try:
         settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), config))
     except OmegaConfBaseException as err:
-        raise config_error(err) from err
+        raise from_omegaconf(err, schema) from err
     assert isinstance(settings, schema)
     return settings
 
 
-def config_error(err: OmegaConfBaseException) -> ConfigError:
-    """OmegaConf's error as ours: the key it names (else `config`), and its first line."""
-    return ConfigError(str(getattr(err, "full_key", None) or "config"), str(err).split("\n", 1)[0])
+@functools.lru_cache(maxsize=4)
+def default_tree(config_name: str = CONFIG_NAME, config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+    """The configuration with no overrides: where the valid keys are looked up for a suggestion."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        tree = OmegaConf.to_container(compose(config_name=config_name), resolve=False)
+    assert isinstance(tree, dict)
+    return tree
 
 
 def require(condition: bool, key: str, problem: str) -> None:

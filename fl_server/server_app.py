@@ -128,7 +128,10 @@ def run_federation(
     model.load_state_dict(outcome.arrays.to_torch_state_dict())
     final_model_path = save_model_file(output_dir / "final_model.pt", model, spec)
     tracked = tracker.finish(
-        RunOutcome("FINISHED", outcome.history, model, checkpoints.latest, {MODEL_SPEC_METADATA: spec.to_dict()})
+        RunOutcome(
+            "FINISHED", outcome.history, model, checkpoints.latest, {MODEL_SPEC_METADATA: spec.to_dict()},
+            model_input_shape=(spec.channels, spec.image_size, spec.image_size), model_outputs=len(spec.classes),
+        )
     )
     summary = RunSummary(
         status="FINISHED",

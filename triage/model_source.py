@@ -26,7 +26,8 @@ class TriageModel:
 
 
 def load_triage_model(source: str, version: str | None, tracking_uri: str | None) -> TriageModel:
-    """`source`: a model file, `models:/<name>/<version>`, `runs:/<id>/model`, or a registered name.
+    """`source`: a model file, `models:/<name>/<version>`, `models:/<name>@<alias>` (e.g. `approved`),
+    `runs:/<id>/model`, or a registered name.
 
     A registered name needs `version` (`model_version`); MLflow sources read from
     `tracking_uri` (else MLflow's own resolution).
@@ -43,10 +44,24 @@ def load_triage_model(source: str, version: str | None, tracking_uri: str | None
             raise ConfigError("model_version", f"give the version of registered model {source!r}")
         return _from_mlflow(f"models:/{source}/{version}", tracking_uri, source, version)
     if source.startswith(("models:/", "runs:/")):
-        parts = source.split("/")
-        name, label = (parts[1], parts[2]) if source.startswith("models:/") and len(parts) > 2 else (source, "-")
-        return _from_mlflow(source, tracking_uri, name, label)
+        if not source.startswith("models:/"):
+            return _from_mlflow(source, tracking_uri, source, "-")
+        name, _, label = source.removeprefix("models:/").partition("/")
+        if "@" in name:
+            name, alias = name.split("@", 1)
+            label = f"{_version_of_alias(name, alias, tracking_uri)} (@{alias})"
+        return _from_mlflow(source, tracking_uri, name, label or "-")
     raise ConfigError("model", f"{source!r} is neither a model file nor an MLflow model URI (models:/ or runs:/)")
+
+
+def _version_of_alias(name: str, alias: str, tracking_uri: str | None) -> str:
+    """The version an alias points at now: reports name the version, which an alias does not fix."""
+    from mlflow import MlflowClient
+
+    try:
+        return str(MlflowClient(tracking_uri).get_model_version_by_alias(name, alias).version)
+    except Exception as err:  # MLflow raises many kinds: all mean "no such alias here"
+        raise ConfigError("model", f"registered model {name!r} has no version marked @{alias}: {err}") from err
 
 
 def _from_mlflow(uri: str, tracking_uri: str | None, name: str, version: str) -> TriageModel:

@@ -18,6 +18,7 @@ So Ray is started here, before Flower's engine would start it:
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,7 +44,9 @@ def loopback_ray(num_cpus: int, logging_level: str) -> Iterator[None]:
         ray.shutdown()
     # As Flower's backend does: workers import the app from the driver's sys.path.
     pythonpath = os.pathsep.join(sys.path)
-    with _environment(_DAEMON_ENVIRONMENT):
+    with _environment(_DAEMON_ENVIRONMENT), warnings.catch_warnings():
+        # Ray's notice of a future change of its own defaults: nothing a user can act on.
+        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
         ray.init(
             num_cpus=num_cpus,
             num_gpus=0,
@@ -51,7 +54,10 @@ def loopback_ray(num_cpus: int, logging_level: str) -> Iterator[None]:
             _node_ip_address=LOOPBACK,
             logging_level=logging_level,
             log_to_driver=True,
-            runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+            runtime_env={
+                "env_vars": {"PYTHONPATH": pythonpath},
+                "worker_process_setup_hook": "cli.simulation.quiet_workers.setup",
+            },
         )
     try:
         yield

@@ -22,6 +22,7 @@ class TrackingSettings:
     enabled: bool
     experiment_name: str
     log_model: bool
+    register_model: bool
     tracking_uri: str | None = None
     run_name: str | None = None
     registered_model_name: str | None = None
@@ -59,5 +60,8 @@ def check_coordinator_sections(
     tracking: TrackingSettings, checkpoint: CheckpointSettings, simulation: SimulationSettings
 ) -> None:
     require(bool(tracking.experiment_name), "tracking.experiment_name", "must not be empty")
+    if tracking.register_model:
+        require(tracking.log_model, "tracking.register_model", "needs tracking.log_model=true (a model to register)")
+        require(bool(tracking.registered_model_name), "tracking.registered_model_name", "needed to register")
     require(checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     require(simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")

@@ -41,6 +41,8 @@ from fl_protocol.settings.protection import (
 )
 
 _AnySettings = TypeVar("_AnySettings", bound="NodeSettings")
+# Seeds derived from it (one per node and round) must stay within NumPy's 32-bit seeds.
+_LARGEST_SEED = 2**30
 
 
 @dataclass
@@ -62,6 +64,7 @@ class NodeSettings:
 
     def check(self) -> None:
         """Check values the schema's types cannot express; raise `ConfigError`."""
+        require(0 <= self.seed <= _LARGEST_SEED, "seed", f"must be in [0, {_LARGEST_SEED}], got {self.seed}")
         check_holdings(self.holdings)
         check_partition(self.partition)
         check_train(self.train)

@@ -18,12 +18,20 @@ _SQLITE_PREFIX = "sqlite:///"
 _ARTIFACTS_FOLDER = "mlartifacts"
 
 
+# MLflow 3 opens an experiment on its GenAI pages unless told it holds model training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
-    """The id of the active experiment `name`, created if missing."""
+    """The id of the active experiment `name`, created if missing, marked as one of training runs."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(name, tracking_uri))
+            return client.create_experiment(
+                name, artifact_location=_artifact_location(name, tracking_uri),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         except MlflowException:
             # Another job of the same sweep may have created it a moment ago.
             experiment = client.get_experiment_by_name(name)
@@ -35,6 +43,8 @@ def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
             f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` "
             "or set tracking.experiment_name to another name"
         )
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an earlier version, or by hand
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import shlex
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -27,12 +28,14 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 from omegaconf import OmegaConf
 
 from fedtriage.environment import disable_phone_home
+from fedtriage.fingerprint import code_fingerprint
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings import RunSettings, TrackingSettings
 from fl_server.round_record import RoundRecord
 from fl_server.tracking.local_history import HISTORY_FILE, history_to_json, write_local_history
 from fl_server.tracking.mlflow_experiment import experiment_id
 from fl_server.tracking.model_logging import LoggedModel, log_pytorch_model
+from fl_server.tracking.model_registry import CANDIDATE_ALIAS, register_run_model
 from fl_server.tracking.outage_guard import OutageGuard
 from fl_server.tracking.plots import plot_history
 from fl_server.tracking.round_metrics import ROUND_FAILED, federated_metrics, holdings_metrics, round_metrics
@@ -41,6 +44,11 @@ from fl_server.tracking.sweep_parent import sweep_parent_run_id
 from fl_server.tracking.tracker import ResumedRun, RunOutcome, TrackedRun
 
 logger = logging.getLogger("fedtriage.tracking")
+
+# MLflow's own chatter (its database migrations at INFO) and SQLAlchemy's deprecation notice
+# about MLflow's store are nothing a user can act on; what matters reaches them from fedtriage.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated", category=DeprecationWarning)
 
 # MLflow's own default store is `sqlite:///mlflow.db` in the working directory.
 _DEFAULT_DATABASE = "mlflow.db"
@@ -54,6 +62,8 @@ UPDATE_PROTECTION_TAG = "fedtriage.update_protection"
 # Set to "true" when updates travel in plaintext, so such runs can be found with one search.
 PLAINTEXT_UPDATES_TAG = "fedtriage.plaintext_updates"
 SWEEP_TAG = "fedtriage.sweep"
+# `fedtriage <version> sha256:<sources>`: the code that trained the run's model.
+CODE_FINGERPRINT_TAG = "fedtriage.code_fingerprint"
 # `fedtriage.failed_round.<round>` holds the reason a round failed.
 FAILED_ROUND_TAG = "fedtriage.failed_round"
 # A resumed run: the run it continues, and the round that run stopped after.
@@ -68,14 +78,14 @@ _HTTP_PATIENCE = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "1", MLFLOW_HTTP_REQUEST
 _T = TypeVar("_T")
 
 
-def resolve_tracking_uri(settings: TrackingSettings) -> str:
-    """`tracking.tracking_uri`, else `$MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db`.
+def resolve_tracking_uri(tracking_uri: str | None) -> str:
+    """`tracking_uri` (`tracking.tracking_uri`), else `$MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db`.
 
     The same precedence MLflow itself applies; the default is made absolute so the
     printed UI command works from any directory.
     """
-    if settings.tracking_uri:
-        return settings.tracking_uri
+    if tracking_uri:
+        return tracking_uri
     if from_env := os.environ.get(MLFLOW_TRACKING_URI.name):
         return from_env
     return f"sqlite:///{(Path.cwd() / _DEFAULT_DATABASE).resolve().as_posix()}"
@@ -96,7 +106,7 @@ class MlflowTracker:
         disable_phone_home()
         self._settings = settings
         self._output_dir = output_dir
-        self._tracking_uri = resolve_tracking_uri(settings)
+        self._tracking_uri = resolve_tracking_uri(settings.tracking_uri)
         self._guard = OutageGuard(self._tracking_uri)
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
@@ -179,6 +189,14 @@ class MlflowTracker:
                 self._client.set_terminated(self._run_id, outcome.status)
                 if self._parent_run_id is not None:
                     self._client.set_terminated(self._parent_run_id, "FINISHED")
+            if logged_model is not None and outcome.status == "FINISHED" and self._settings.register_model:
+                with self._guard.attempt("register the model"):
+                    registered = register_run_model(
+                        self._tracking_uri, self._run_id, str(self._settings.registered_model_name)
+                    )
+                    logged_model = LoggedModel(logged_model.model_uri, registered.version)
+                    logger.info("registered the model as %s version %s (%s)", registered.name, registered.version,
+                                CANDIDATE_ALIAS)
             self._report_gaps(history_path)
         tracked = TrackedRun(
             run_id=self._run_id,
@@ -197,7 +215,7 @@ class MlflowTracker:
     def _open_run(self, settings: RunSettings, resumes: ResumedRun | None) -> None:
         client = MlflowClient(tracking_uri=self._tracking_uri)
         experiment = experiment_id(client, self._settings.experiment_name, self._tracking_uri)
-        tags = {UPDATE_PROTECTION_TAG: str(settings.secure.mode)}
+        tags = {UPDATE_PROTECTION_TAG: str(settings.secure.mode), CODE_FINGERPRINT_TAG: code_fingerprint()}
         if settings.secure.mode is ProtectionMode.plaintext:
             tags[PLAINTEXT_UPDATES_TAG] = "true"
         if resumes is not None:
@@ -243,8 +261,8 @@ class MlflowTracker:
         if self._settings.log_model and outcome.model is not None:
             with self._guard.attempt("log the final model"):
                 logged_model = log_pytorch_model(
-                    self._tracking_uri, run_id, outcome.model, self._settings.registered_model_name or None,
-                    outcome.model_metadata,
+                    self._tracking_uri, run_id, outcome.model, outcome.model_metadata, outcome.model_input_shape,
+                    outcome.model_outputs,
                 )
         if outcome.checkpoint_path is not None:
             with self._guard.attempt("log the final checkpoint"):

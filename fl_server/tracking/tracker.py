@@ -24,6 +24,9 @@ class RunOutcome:
     checkpoint_path: Path | None = None
     # Stored with the logged model (e.g. its spec, for triage).
     model_metadata: dict[str, Any] = field(default_factory=dict)
+    # The model's signature: one input's shape (channels, height, width) and its number of outputs.
+    model_input_shape: tuple[int, ...] | None = None
+    model_outputs: int | None = None
 
     def __post_init__(self) -> None:
         # A wrong final status is the caller's bug, so it raises instead of being tolerated.

@@ -101,3 +101,30 @@ def test_the_command_line_reports_a_bad_setting_and_trains_nothing(tmp_path: Pat
     assert "fedtriage: error: partition.alpha: must be > 0, got -0.5" in completed.stderr
     assert "round 1" not in completed.stdout
     assert not (tmp_path / "mlflow.db").exists()  # not even a tracking run was opened
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["federation.num_node=10"], "federation.num_node: no such setting; did you mean federation.num_nodes?"),
+        (["+federation.num_node=10"], "federation.num_node: no such setting; did you mean federation.num_nodes?"),
+        (["stratgy=fedavg"], "stratgy: no such setting; did you mean strategy?"),
+        (["strategy=fedavgg"], "strategy: unknown option 'fedavgg'; did you mean fedavg? choose one of"),
+        (["secure=none"], "secure: unknown option 'none'; did you mean plaintext?"),
+        (["-m", "strategy=fedavg,fedavgg"], "strategy: unknown option 'fedavgg'; did you mean fedavg?"),
+        (["seed=-1"], "seed: must be in [0, 1073741824], got -1"),
+        (["federation.num_nodes=four"], "federation.num_nodes: must be a whole number, got 'four'"),
+        (["holdings.classes=7"], "holdings.classes: must be a list, e.g. holdings.classes=[a,b]"),
+    ],
+)
+def test_a_bad_setting_on_the_command_line_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    completed = subprocess.run(
+        [FEDTRIAGE, "simulate", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.splitlines() == [completed.stderr.splitlines()[0]]  # one line, nothing else
+    assert completed.stderr.startswith(f"fedtriage: error: {line}")
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "mlflow.db").exists()

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +107,24 @@ def test_accuracy_rose_from_the_initial_model(simulated_run: FinishedRun) -> Non
     assert accuracy[ROUNDS] > accuracy[0] + 0.3
 
 
-def test_the_final_model_is_registered_and_loads_back(simulated_run: FinishedRun) -> None:
+def test_the_final_model_is_logged_with_the_run_and_not_registered(simulated_run: FinishedRun) -> None:
+    client = MlflowClient(simulated_run.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     mlflow.set_tracking_uri(simulated_run.tracking_uri)
     try:
-        model = mlflow.pytorch.load_model("models:/fedtriage-model/1")
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
     finally:
         mlflow.set_tracking_uri("")
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert client.search_registered_models() == []  # registering is deliberate
+
+
+def test_the_console_holds_fedtriage_lines_only(simulated_run: FinishedRun) -> None:
+    errors = simulated_run.completed.stderr.splitlines()
+    assert errors and all(line.startswith("fedtriage") for line in errors), "\n".join(errors)
+    out = simulated_run.completed.stdout
+    for noise in ("Warning", "[HYDRA]", "alembic", "INFO mlflow", "Manually terminating", "ClientAppActor"):
+        assert noise not in out, noise
 
 
 def test_checkpoints_and_summary_are_left_in_the_output_directory(simulated_run: FinishedRun) -> None:
@@ -142,10 +152,10 @@ def _is_loopback_or_unspecified(address: str) -> bool:
     return ip.is_loopback or ip.is_unspecified
 
 
-def test_fedtriage_classify_ranks_a_seized_folder_with_the_registered_model(
+def test_a_unit_registers_approves_and_triages_a_seized_folder_with_the_model(
     simulated_run: FinishedRun, tmp_path: Path
 ) -> None:
-    """The console script a unit runs, reading the model from the run's MLflow registry."""
+    """The commands a unit runs: register the run's model, approve it, rank a seized device with it."""
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -160,10 +170,14 @@ def test_fedtriage_classify_ranks_a_seized_folder_with_the_registered_model(
         Image.fromarray(pixels, mode="L").save(seized / name)
         truth[name] = int(digits.target[index])
     (seized / "DCIM" / "IMG_9999.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    store = ["--tracking-uri", simulated_run.tracking_uri]
+    for command in (["model", "register", "latest", "--experiment", EXPERIMENT, *store],
+                    ["model", "approve", "fedtriage-model", "1", *store]):
+        done = subprocess.run([FEDTRIAGE, *command], env=simulate_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
     out = tmp_path / "triage"
-    fedtriage = Path(sys.executable).with_name("fedtriage")
     completed = subprocess.run(
-        [str(fedtriage), "classify", f"source={seized}", "model=models:/fedtriage-model/1",
+        [FEDTRIAGE, "classify", f"source={seized}", "model=models:/fedtriage-model@approved",
          f"tracking_uri={simulated_run.tracking_uri}", "relevant_classes=[7]", f"out={out}", "progress=false"],
         env=simulate_env(), capture_output=True, text=True, timeout=300,
     )
@@ -171,7 +185,7 @@ def test_fedtriage_classify_ranks_a_seized_folder_with_the_registered_model(
     assert "classified:        60" in completed.stdout and "unreadable:        1" in completed.stdout
 
     report = json.loads((out / "triage.json").read_text())
-    assert (report["summary"]["model"], report["summary"]["model_version"]) == ("fedtriage-model", "1")
+    assert (report["summary"]["model"], report["summary"]["model_version"]) == ("fedtriage-model", "1 (@approved)")
     ranked = [f for f in report["files"] if f["status"] == "classified"]
     sevens = [truth[f["relative_path"]] == 7 for f in ranked]
     top = sevens[: sum(sevens)]

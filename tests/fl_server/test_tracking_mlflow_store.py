@@ -12,6 +12,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
+from fedtriage.errors import ConfigError
 from fl_protocol.settings import RunSettings
 from fl_server.round_record import RoundRecord
 from fl_server.tracking import (
@@ -22,6 +23,7 @@ from fl_server.tracking import (
     read_history,
     resolve_tracking_uri,
 )
+from fl_server.tracking.model_registry import register_run_model
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow_env")
 
@@ -67,7 +69,10 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model_name = f"model-{request.node.name}"
-    settings = settings_for(f"tracking.tracking_uri={store_uri}", f"tracking.registered_model_name={model_name}")
+    settings = settings_for(
+        f"tracking.tracking_uri={store_uri}", f"tracking.registered_model_name={model_name}",
+        "tracking.register_model=true",
+    )
     tracker = build_tracker(settings, tmp_path / "out")
     history = history_of(3)
     model = torch.nn.Linear(4, 2)
@@ -79,7 +84,9 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     tracker.log_holdings({"Paris/Unit:2": {"source": "folder /data", "loaded": 120, "skipped": 3}})
     for record in history:
         tracker.log_round(record)
-    tracked = tracker.finish(RunOutcome("FINISHED", history, model, checkpoint))
+    tracked = tracker.finish(
+        RunOutcome("FINISHED", history, model, checkpoint, model_input_shape=(4,), model_outputs=2)
+    )
 
     client = MlflowClient(store_uri)
     run = client.get_run(tracked.run_id)
@@ -109,10 +116,23 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     assert read_history(tmp_path / "out" / "history.json") == history
 
     assert tracked.registered_model_version == "1"
-    assert client.get_model_version(model_name, "1").run_id == tracked.run_id
+    version = client.get_model_version(model_name, "1")
+    assert version.run_id == tracked.run_id
+    assert str(client.get_model_version_by_alias(model_name, "candidate").version) == "1"
+    assert version.tags["fedtriage.update_protection"] == "secagg"
+    assert version.tags["fedtriage.central_accuracy"] == f"{history[-1].central_eval['eval-accuracy']:.4f}"
+    assert version.tags["fedtriage.code_fingerprint"].startswith("fedtriage ")
+    assert len(version.tags["fedtriage.data_fingerprint"]) == 64
+    assert {"fedtriage.privacy", "fedtriage.classes", "fedtriage.run_id", "fedtriage.federated_accuracy"} <= set(
+        version.tags
+    )
+    assert "candidate" in version.description and tracked.run_id in version.description
     # Model logging borrowed MLflow's process-wide state and gave it back.
     assert not mlflow.is_tracking_uri_set() and mlflow.active_run() is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
+    signature = mlflow.models.get_model_info(tracked.model_uri).signature
+    assert list(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 4]
+    assert list(signature.outputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 2]
     inputs = torch.randn(5, 4)
     for uri in (f"models:/{model_name}/1", tracked.model_uri):
         loaded = mlflow.pytorch.load_model(uri)
@@ -200,7 +220,7 @@ def test_configured_tracking_uri_wins_over_the_environment(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
     settings = settings_for("tracking.tracking_uri=sqlite:////srv/tracking/mlflow.db")
 
-    assert resolve_tracking_uri(settings.tracking) == "sqlite:////srv/tracking/mlflow.db"
+    assert resolve_tracking_uri(settings.tracking.tracking_uri) == "sqlite:////srv/tracking/mlflow.db"
 
 
 def test_environment_tracking_uri_is_used_when_none_is_configured(
@@ -236,7 +256,7 @@ def test_default_store_is_sqlite_in_the_working_directory_with_artifacts_beside_
     tracked = tracker.finish(RunOutcome("FINISHED", history_of(1), None, None))
 
     expected = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    assert resolve_tracking_uri(settings.tracking) == expected
+    assert resolve_tracking_uri(settings.tracking.tracking_uri) == expected
     assert tracked.tracking_uri == expected
     run = MlflowClient(expected).get_run(tracked.run_id)
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
@@ -268,3 +288,36 @@ def test_disabled_tracking_writes_nothing_to_mlflow_but_keeps_the_local_history(
     assert os.listdir(tmp_path) == ["out"]  # no mlflow.db, from-env.db, mlruns or mlartifacts
     assert os.listdir(tmp_path / "out") == ["history.json"]
     assert read_history(tmp_path / "out" / "history.json") == history
+
+
+def test_a_run_logs_its_model_but_registers_it_only_when_asked(
+    settings_for: Callable[..., RunSettings], store_uri: str, tmp_path: Path
+) -> None:
+    settings = settings_for(f"tracking.tracking_uri={store_uri}", "tracking.registered_model_name=never-registered")
+    tracker = build_tracker(settings, tmp_path / "out")
+    tracker.start(settings)
+    tracked = tracker.finish(RunOutcome("FINISHED", history_of(1), torch.nn.Linear(4, 2)))
+    assert tracked.model_uri is not None and tracked.registered_model_version is None
+    assert MlflowClient(store_uri).search_model_versions("name = 'never-registered'") == []
+
+
+def test_the_experiment_opens_on_its_training_runs_in_mlflow_3(
+    request: pytest.FixtureRequest, settings_for: Callable[..., RunSettings], store_uri: str, tmp_path: Path
+) -> None:
+    settings = settings_for(f"tracking.tracking_uri={store_uri}", "tracking.log_model=false")
+    tracker = build_tracker(settings, tmp_path / "out")
+    tracker.start(settings)
+    tracker.finish(RunOutcome("FINISHED", history_of(1)))
+    experiment = MlflowClient(store_uri).get_experiment_by_name(request.node.name)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_only_a_finished_runs_model_is_registered(
+    settings_for: Callable[..., RunSettings], store_uri: str, tmp_path: Path
+) -> None:
+    settings = settings_for(f"tracking.tracking_uri={store_uri}")
+    tracker = build_tracker(settings, tmp_path / "out")
+    tracker.start(settings)
+    killed = tracker.finish(RunOutcome("KILLED", history_of(1), torch.nn.Linear(4, 2))).run_id
+    with pytest.raises(ConfigError, match="ended KILLED"):
+        register_run_model(store_uri, killed, "never-registered")

@@ -107,7 +107,8 @@ def test_a_tracking_server_records_the_run_and_registers_the_model(
     request: pytest.FixtureRequest, settings_for: Callable[..., RunSettings], server_url: str, tmp_path: Path
 ) -> None:
     settings = settings_for(
-        f"tracking.tracking_uri={server_url}", f"tracking.registered_model_name=model-{request.node.name}"
+        f"tracking.tracking_uri={server_url}", f"tracking.registered_model_name=model-{request.node.name}",
+        "tracking.register_model=true",
     )
     tracker = MlflowTracker(settings.tracking, tmp_path / "out")
     history = [RoundRecord(round=0, central_eval={"eval-accuracy": 0.1})] + rounds(1, 2)

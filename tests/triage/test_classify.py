@@ -351,6 +351,8 @@ def test_a_round_checkpoint_scores_like_the_model_file_it_holds(
         (["relevant_classes=[cat]"], "relevant_classes"),
         (["threshold=1.5"], "threshold"),
         (["known_hashes=[/nowhere/list.md5]"], "list.md5"),
+        (["relevant_classes=7"], "relevant_classes: must be a list, e.g. relevant_classes=[a,b]"),
+        (["thresold=0.5"], "thresold: no such setting; did you mean threshold?"),
     ],
 )
 def test_bad_settings_are_one_clear_error(
