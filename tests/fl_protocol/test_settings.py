@@ -69,7 +69,7 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
 
 
 def test_unknown_config_group_option_names_the_group() -> None:
-    with pytest.raises(ConfigError, match="strategy/fedsgd"):
+    with pytest.raises(ConfigError, match="strategy: unknown option .fedsgd.; did you mean fedavg"):
         compose_config(["strategy=fedsgd"])
 
 
@@ -105,7 +105,7 @@ def test_nodes_are_given_no_tracking_checkpoint_evaluation_strategy_or_simulatio
 
 def test_a_node_refuses_a_document_with_coordinator_sections() -> None:
     document = coordinator_run_config(load_settings())[CONFIG_KEY]  # the coordinator's whole, not the nodes' part
-    with pytest.raises(ConfigError, match="not in 'NodeSettings'"):
+    with pytest.raises(ConfigError, match="checkpoint: no such setting"):
         node_settings_from_run_config({NODE_CONFIG_KEY: document})
 
 
