@@ -8,13 +8,18 @@ Ctrl-C stops with exit code 130; finished files are kept, and the same command r
 """
 
 import argparse
+import sys
 
 from fedtriage.errors import Interrupted
 
 
 def main(argv: list[str]) -> int:
+    from configs.help import settings_help
+    from triage.settings import CLASSIFY_CONFIG, TRIAGE_CONFIG_DIR
+
     parser = argparse.ArgumentParser(
-        prog="fedtriage classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="fedtriage classify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=settings_help(CLASSIFY_CONFIG, TRIAGE_CONFIG_DIR),
     )
     parser.add_argument("settings", nargs="*", metavar="key=value", help="overrides of configs/triage/classify.yaml")
     args = parser.parse_args(argv)
@@ -25,5 +30,9 @@ def main(argv: list[str]) -> int:
         summary = classify_media(load_classify_settings(args.settings))
     except KeyboardInterrupt:
         raise Interrupted("finished files are kept in the journal: run the same command again to resume") from None
+    if summary.note:
+        print(f"fedtriage: {summary.note}", file=sys.stderr, flush=True)
     print("\n".join(summary.lines()), flush=True)
+    if summary.files_seen == 0:
+        print(f"fedtriage: warning: source: {summary.source} holds no file; nothing was triaged", file=sys.stderr)
     return 0

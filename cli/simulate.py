@@ -30,6 +30,8 @@ from fedtriage.console import configure_console_logging
 from fedtriage.errors import ConfigError, Interrupted
 from fl_protocol.settings import RunSettings, settings_from_mapping
 
+# The classify command's configuration folder sits beside the federation's groups; not one of them.
+TRIAGE_GROUP = "triage"
 # Hydra's own flags that run no job, or take a value: their arguments are Hydra's to check.
 _HYDRA_ONLY_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "-c", "--cfg", "-p", "--package", "--version",
                      "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--shell-completion",
@@ -38,6 +40,9 @@ _HYDRA_ONLY_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "-c", "--cf
 
 def main(argv: list[str]) -> int:
     """Check the settings of every job, then let Hydra run the job(s); it reads `sys.argv`."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(usage())
+        return 0
     if not any(arg.split("=", 1)[0] in _HYDRA_ONLY_FLAGS for arg in argv):
         check_overrides([arg for arg in argv if arg not in ("-m", "--multirun")])
     sys.argv = ["fedtriage simulate", *argv]
@@ -45,6 +50,21 @@ def main(argv: list[str]) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _job()
     return 0
+
+
+def usage() -> str:
+    """This module's description and every setting with its default and one line."""
+    from configs.help import settings_help
+
+    return "\n".join(
+        [
+            "usage: fedtriage simulate [key=value ...] [group=option ...] [-m]",
+            __doc__ or "",
+            settings_help(hidden_groups=(TRIAGE_GROUP,)),
+            "",
+            "Hydra's own flags (--cfg job, --info, ...): fedtriage simulate --hydra-help",
+        ]
+    )
 
 
 def check_overrides(overrides: list[str]) -> None:

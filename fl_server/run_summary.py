@@ -30,6 +30,8 @@ class RunSummary:
     stopped_early: str | None = None
     # An interrupted run: the command that continues it from its latest checkpoint.
     resume_command: str | None = None
+    # What MLflow lacks of this run (an outage), if anything: `history.json` is then the record.
+    tracking_gaps: str | None = None
 
 
 def write_summary(summary: RunSummary) -> Path:

@@ -121,6 +121,7 @@ def run_federation(
                 tracking_uri=tracked.tracking_uri,
                 mlflow_ui_command=tracked.ui_command,
                 error=f"{type(err).__name__}: {err}",
+                tracking_gaps=tracked.gaps,
             )
         )
         raise
@@ -145,6 +146,7 @@ def run_federation(
         mlflow_ui_command=tracked.ui_command,
         registered_model_version=tracked.registered_model_version,
         stopped_early=outcome.stop_reason,
+        tracking_gaps=tracked.gaps,
     )
     write_summary(summary)
     print("\n" + format_final_table(outcome.history), flush=True)
@@ -153,6 +155,8 @@ def run_federation(
     if tracked.run_id:
         print(f"\nMLflow run {tracked.run_id} in {tracked.tracking_uri}", flush=True)
         print(f"open it with: {tracked.ui_command}", flush=True)
+    if tracked.gaps:
+        print(f"\n{tracked.gaps}; the local record is {output_dir / 'history.json'}", flush=True)
     print(f"outputs: {output_dir}", flush=True)
     return summary
 

@@ -35,6 +35,11 @@ def walk_media(root: Path) -> Iterator[str | SkippedFile]:
     """
     if not root.is_dir():
         raise MediaRootError(f"{root} is not a directory")
+    try:
+        with os.scandir(root):
+            pass
+    except OSError as err:
+        raise MediaRootError(f"{root} cannot be read ({err.strerror or err})") from err
     boundary = root.resolve()
     skipped: list[SkippedFile] = []
     for path in regular_files(root, boundary, set(), skipped, skip_hidden=False):
@@ -46,7 +51,8 @@ def walk_media(root: Path) -> Iterator[str | SkippedFile]:
 def _relative(skipped: list[SkippedFile], root: Path) -> Iterator[SkippedFile]:
     while skipped:
         entry = skipped.pop(0)
-        yield SkippedFile(Path(entry.path).relative_to(root).as_posix(), entry.reason)
+        folder = "/" if entry.path.endswith(os.sep) else ""
+        yield SkippedFile(Path(entry.path).relative_to(root).as_posix() + folder, entry.reason)
 
 
 def regular_files(
@@ -79,7 +85,8 @@ def _folder(
         with os.scandir(path) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
     except OSError:
-        skipped.append(SkippedFile(str(path), "folder cannot be read"))
+        # The trailing separator says it is a folder: the files inside it went unseen.
+        skipped.append(SkippedFile(f"{path}{os.sep}", "folder cannot be read"))
         return
     for entry in entries:
         entry_path = path / entry.name

@@ -8,7 +8,7 @@ import torch
 
 from fedtriage.errors import ConfigError
 from media.vics import NO_PATH, VicsProblem, posix_path, read_vics_media, resolve_media_path
-from media.walk import SkippedFile, walk_media
+from media.walk import MediaRootError, SkippedFile, walk_media
 from triage.journal import Journal
 from triage.known_hashes import load_known_hashes
 from triage.model_source import load_triage_model
@@ -29,7 +29,8 @@ def classify_media(settings: ClassifySettings) -> TriageSummary:
     journal = Journal(Path(settings.out), settings_fingerprint(settings, model.name, model.version))
     try:
         root = _discover(journal, Path(settings.source), settings.source_root)
-        progress = Progress(journal.pending_count(), settings.progress)
+        pending = journal.pending_count()
+        progress = Progress(pending, settings.progress and pending > 0)
         classify_pending(
             journal,
             root,
@@ -44,7 +45,10 @@ def classify_media(settings: ClassifySettings) -> TriageSummary:
             progress.advance,
         )
         progress.close()
-        return write_reports(journal, settings, model, journal.run_value("case-id", str(uuid.uuid4())))
+        summary = write_reports(journal, settings, model, journal.run_value("case-id", str(uuid.uuid4())))
+        if pending == 0 and journal.attempt > 1:
+            summary.note = "already complete: an earlier run triaged every file; its reports were written again"
+        return summary
     finally:
         journal.close()
 
@@ -69,11 +73,14 @@ def _discover(journal: Journal, source: Path, source_root: str | None) -> Path:
     if journal.discovered:
         return root
     if source.is_dir():
-        for entry in walk_media(source):
-            if isinstance(entry, SkippedFile):
-                journal.discover(entry.path, None, refusal=entry.reason)
-            else:
-                journal.discover(entry, None)
+        try:
+            for entry in walk_media(source):
+                if isinstance(entry, SkippedFile):
+                    journal.discover(entry.path, None, refusal=entry.reason)
+                else:
+                    journal.discover(entry, None)
+        except MediaRootError as err:
+            raise ConfigError("source", str(err)) from err
     else:
         _discover_case(journal, source, root)
     journal.finish_discovery()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedtriage.errors import BadInput
+from fedtriage.errors import BadInput, ConfigError
 
 JOURNAL_FILE = "journal.sqlite"
 
@@ -104,12 +104,15 @@ class Journal:
     """The journal of one triage run in its output folder."""
 
     def __init__(self, out: Path, fingerprint: dict[str, Any]) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(out / JOURNAL_FILE)
-        # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(out / JOURNAL_FILE)
+            # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise ConfigError("out", f"{out} cannot be written ({getattr(err, 'strerror', None) or err})") from err
         self._add_missing_columns()
         stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
         wanted = json.dumps(fingerprint, sort_keys=True)

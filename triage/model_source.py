@@ -5,6 +5,7 @@ and a name and version to write into every report, so a ranking can always be tr
 to the model that produced it.
 """
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,16 @@ class TriageModel:
     spec: ModelSpec
     name: str
     version: str
+
+    @property
+    def weights_sha256(self) -> str:
+        """SHA-256 over the model's named tensors: the same weights give the same value, whatever
+        the source (a file, a run, a registered version), for the record of which model scored."""
+        digest = hashlib.sha256()
+        for name, tensor in self.module.state_dict().items():
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
 
 def load_triage_model(source: str, version: str | None, tracking_uri: str | None) -> TriageModel:

@@ -114,6 +114,8 @@ class MlflowTracker:
         self._parent_run_id: str | None = None
         self._holdings: dict[str, dict[str, int | str]] = {}
         self._notes: list[str] = []
+        # Why no MLflow run could be opened, if none could.
+        self._unreachable: str | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -129,6 +131,7 @@ class MlflowTracker:
             self._open_run(settings, resumes)
         except Exception as err:  # any failure means: no MLflow record for this run
             self._client, self._run_id, self._parent_run_id = None, None, None
+            self._unreachable = f"no run could be opened at {self._tracking_uri} ({type(err).__name__}: {err})"
             logger.warning(
                 "MLflow tracking is OFF for this run: no run could be opened at %s (%s: %s). "
                 "Training goes on; the local record will be %s.",
@@ -197,7 +200,6 @@ class MlflowTracker:
                     logged_model = LoggedModel(logged_model.model_uri, registered.version)
                     logger.info("registered the model as %s version %s (%s)", registered.name, registered.version,
                                 CANDIDATE_ALIAS)
-            self._report_gaps(history_path)
         tracked = TrackedRun(
             run_id=self._run_id,
             tracking_uri=self._tracking_uri,
@@ -205,7 +207,10 @@ class MlflowTracker:
             model_uri=logged_model.model_uri if logged_model else None,
             registered_model_version=logged_model.registered_model_version if logged_model else None,
             ui_command=self._ui_command(),
+            gaps=self._gaps(),
         )
+        if tracked.gaps:
+            logger.warning("%s; the local record is %s", tracked.gaps, history_path)
         if tracked.run_id is not None:
             logger.info(
                 "MLflow run %s closed as %s; to see it: %s", tracked.run_id, outcome.status, tracked.ui_command
@@ -269,16 +274,17 @@ class MlflowTracker:
                 client.log_artifact(run_id, str(outcome.checkpoint_path), _CHECKPOINT_ARTIFACT_DIR)
         return logged_model
 
-    def _report_gaps(self, history_path: Path) -> None:
+    def _gaps(self) -> str | None:
+        """What MLflow lacks of this run, in words (None: everything was recorded)."""
+        if self._unreachable is not None:
+            return f"nothing was recorded in MLflow: {self._unreachable}"
         failures = self._guard.failures
-        if failures:
-            logger.warning(
-                "MLflow run %s is incomplete: %d tracking calls failed (%s). The local record is %s.",
-                self._run_id,
-                sum(failures.values()),
-                ", ".join(f"{action}: {count}" for action, count in failures.items()),
-                history_path,
-            )
+        if not failures:
+            return None
+        return (
+            f"MLflow run {self._run_id} is incomplete: {sum(failures.values())} tracking calls failed "
+            f"({', '.join(f'{action}: {count}' for action, count in failures.items())})"
+        )
 
     def _ui_command(self) -> str:
         """`mlflow ui` for a database store; for a tracking server, open its page of the run."""

@@ -53,6 +53,8 @@ class TrackedRun:
     registered_model_version: str | None
     # What to run (or open) to see this run in the MLflow UI; empty when nothing was tracked.
     ui_command: str
+    # What tracking could not record, in words (an outage); None when all of it was recorded.
+    gaps: str | None = None
 
 
 class RunTracker(Protocol):

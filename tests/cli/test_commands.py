@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from cli.app import COMMANDS, main
+from configs.compose import default_tree
+from configs.help import leaves
 from fedtriage.errors import FederationFailed
 from tests.support.project import FEDTRIAGE, PROJECT_DIR
+from triage.settings import TRIAGE_CONFIG_DIR
 
 
 def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -24,7 +27,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     completed = run(FEDTRIAGE, "--help")
     assert completed.returncode == 0
     listed = re.findall(r"^  (\w+)  +\S.*$", completed.stdout, re.MULTILINE)
-    assert listed == list(COMMANDS) == ["simulate", "classify", "model", "bench"]
+    assert listed == list(COMMANDS) == ["simulate", "classify", "demo", "model", "bench"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -93,3 +96,16 @@ def test_the_docker_images_entrypoint_runs_the_main_job(tmp_path: Path) -> None:
     assert completed.returncode == 0, shlex.join(argv) + "\n" + completed.stdout[-3000:] + completed.stderr[-3000:]
     assert (tmp_path / "run" / "summary.json").is_file()
     assert (tmp_path / "mlflow.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("command", "tree"),
+    [("simulate", lambda: default_tree()), ("classify", lambda: default_tree("classify", TRIAGE_CONFIG_DIR))],
+)
+def test_a_commands_help_lists_every_setting_with_its_default_and_one_line(command: str, tree) -> None:  # type: ignore[no-untyped-def]
+    completed = run(FEDTRIAGE, command, "--help")
+    assert completed.returncode == 0, completed.stderr
+    described = dict(re.findall(r"^  ([\w.]+) = .*?  +(\S.*)$", completed.stdout, re.MULTILINE))
+    keys = [key for key, _ in leaves(tree())]
+    assert keys and all(described.get(key) for key in keys), [key for key in keys if not described.get(key)]
+    assert not re.search(r"^  triage ", completed.stdout, re.MULTILINE)  # classify's folder is no group of simulate

@@ -12,6 +12,7 @@ import torch
 from fl_protocol.run_config import load_settings
 from fl_server.round_record import RoundRecord
 from fl_server.tracking import MlflowTracker, RunOutcome, read_history
+from tests.support.inprocess_grid import federate_in_process
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow_env")
 
@@ -43,10 +44,12 @@ def test_unreachable_server_turns_tracking_off_with_one_warning_and_keeps_the_lo
         tracked = tracker.finish(RunOutcome("FINISHED", history, torch.nn.Linear(4, 2), None))
 
     assert time.monotonic() - started < 30
-    warnings = [r for r in caplog.records if r.name == "fedtriage.tracking"]
-    assert len(warnings) == 1
-    assert "OFF" in warnings[0].getMessage() and dead_uri in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fedtriage.tracking"]
+    assert len(warnings) == 2  # when tracking goes off, and again at the end
+    assert "OFF" in warnings[0] and dead_uri in warnings[0]
+    assert warnings[1].startswith("nothing was recorded in MLflow") and "history.json" in warnings[1]
     assert tracked.run_id is None and tracked.tracking_uri == dead_uri
+    assert tracked.gaps is not None and dead_uri in tracked.gaps
     assert read_history(tmp_path / "out" / "history.json") == history
 
 
@@ -60,3 +63,16 @@ def test_http_retries_are_kept_short_unless_the_operator_set_them(
 
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_the_runs_closing_lines_say_that_nothing_was_recorded_in_mlflow(
+    dead_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(
+        ["federation.num_rounds=1", f"tracking.tracking_uri={dead_uri}", f"output_dir={tmp_path / 'run'}"]
+    )
+    summary, _ = federate_in_process(settings)
+    closing = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert closing[0].startswith("nothing was recorded in MLflow")
+    assert str(tmp_path / "run" / "history.json") in closing[0]
+    assert summary.tracking_gaps is not None and dead_uri in summary.tracking_gaps
