@@ -16,6 +16,7 @@ from fedtriage.errors import EXIT_BAD_INPUT, ConfigError, FedtriageError, Interr
 # Command name -> (module, one line of help). The only list of commands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("cli.simulate", "run a simulated federation on proxy data (Hydra overrides; -m sweeps)"),
+    "flwr-run": ("cli.flwr_run", "the same federation through Flower's own `flwr run` on a local SuperLink"),
     "classify": ("cli.classify", "rank a seized device's files by a federated model's score"),
     "demo": ("cli.demo", "write a demo seized device of proxy files and a known-hash list, for classify"),
     "model": ("cli.model", "register a run's model as a candidate, approve a version for casework"),

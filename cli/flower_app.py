@@ -9,6 +9,7 @@ like `holdings.classes`), else the share of the proxy pool withheld from every n
 or nothing; it never loads a proxy pool.
 """
 
+import warnings
 from pathlib import Path
 
 from fedtriage.errors import ConfigError
@@ -36,5 +37,9 @@ def central_test_set(settings: RunSettings) -> CentralTestSet | None:
             raise ConfigError("evaluation.central", "needs a held-out test set: set holdings.test_fraction > 0")
     return CentralTestSet(images=test.images, labels=test.labels, classes=test.classes)
 
+
+# Flower starts Ray itself under `flwr run`: its notice of a future change of its defaults is
+# nothing a user can act on (`cli.simulation.loopback_ray` leaves it out the same way).
+warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
 
 server_app = build_server_app(central_test_set)

@@ -18,6 +18,9 @@ SERVER_ROUND = "server-round"
 PROXIMAL_MU = "proximal-mu"
 
 TRAIN_LOSS = "train-loss"
+# How many nodes' losses reached secure.secagg.metric_bound (protected modes): the loss is then clipped.
+TRAIN_LOSS_AT_BOUND = "train-loss-at-bound"
+EVAL_LOSS_AT_BOUND = "eval-loss-at-bound"
 TRAIN_SECONDS = "train-seconds"
 EVAL_LOSS = "eval-loss"
 EVAL_ACCURACY = "eval-accuracy"

@@ -34,7 +34,7 @@ class ProgressReport:
         federated_part = f"  federated accuracy {_fmt(federated)}" if federated is not None else ""
         self._print(
             f"round {record.round}/{self._num_rounds}"
-            f"  train loss {_fmt(record.train_metrics.get(records.TRAIN_LOSS))}{federated_part}"
+            f"  train loss {_loss(record.train_metrics)}{federated_part}"
             f"  central accuracy {_fmt(record.central_eval.get(records.EVAL_ACCURACY))}"
             f"  {record.seconds:.1f} s  {record.nodes_replied}/{record.nodes_sampled} nodes{failures}"
         )
@@ -58,7 +58,7 @@ def format_final_table(history: list[RoundRecord]) -> str:
         rows.append(
             (
                 str(record.round),
-                _fmt(record.train_metrics.get(records.TRAIN_LOSS)),
+                _loss(record.train_metrics),
                 _fmt(record.federated_eval.get(records.EVAL_ACCURACY)),
                 _fmt(record.central_eval.get(records.EVAL_ACCURACY)),
                 f"{record.seconds:.2f}" if record.round else "-",
@@ -68,6 +68,13 @@ def format_final_table(history: list[RoundRecord]) -> str:
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def _loss(metrics: dict[str, float]) -> str:
+    """The mean training loss, or that it was clipped: a loss at the bound is no measurement."""
+    if clipped := metrics.get(records.TRAIN_LOSS_AT_BOUND):
+        return f"clipped ({int(clipped)} nodes at secure.secagg.metric_bound)"
+    return _fmt(metrics.get(records.TRAIN_LOSS))
 
 
 def _fmt(value: float | None) -> str:

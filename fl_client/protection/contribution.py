@@ -78,6 +78,8 @@ def encode_contribution(
         session.EVAL_ROC_WEIGHT: eval_weight if evaluation.roc_auc is not None else 0,
         session.EVAL_ROC_AUC: roc_alpha * _finite(evaluation.roc_auc),
         session.LOCAL_EPSILON: min(round(local_epsilon * session.EPSILON_RESOLUTION), layout.count_limit),
+        session.TRAIN_LOSS_AT_BOUND: int(train is not None and train_loss >= sec.metric_bound),
+        session.EVAL_LOSS_AT_BOUND: int(_finite(evaluation.loss) >= sec.metric_bound),
     }
     # The clipped-value count comes out of the same pass that clips (into CLIPPED).
     return SecureContribution(layout.encode(values, clipped_into=session.CLIPPED), weighted[encrypted])

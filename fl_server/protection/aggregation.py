@@ -8,6 +8,7 @@ Implementations: `plaintext`, `secagg`, `ckks` beside this module;
 `fl_server.protection.build_update_aggregation` picks one from `secure.mode`.
 """
 
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,7 +76,9 @@ def apply_strategy_to_mean(
     """Let the strategy apply its update rule to a securely computed weighted mean.
 
     The mean reaches `aggregate_train` as the single reply it aggregates, so FedAvg
-    and FedProx adopt it and FedAdam and FedYogi take their optimizer step from it.
+    and FedProx adopt it and FedAdam and FedYogi take their optimizer step from it. The
+    strategy's log line about that one reply ("Received 1 results") would misinform whoever
+    reads Flower's log, so it is left out.
     """
     reply = Message(
         RecordDict(
@@ -86,8 +89,17 @@ def apply_strategy_to_mean(
         ),
         reply_to=instruction,
     )
-    new_arrays, _ = strategy.aggregate_train(server_round, [reply])
+    flower_logger = logging.getLogger("flwr")
+    flower_logger.addFilter(_not_a_reply_count)
+    try:
+        new_arrays, _ = strategy.aggregate_train(server_round, [reply])
+    finally:
+        flower_logger.removeFilter(_not_a_reply_count)
     return new_arrays
+
+
+def _not_a_reply_count(record: logging.LogRecord) -> bool:
+    return "Received" not in record.getMessage()
 
 
 def scalar_metrics(metrics: object) -> dict[str, float]:

@@ -10,6 +10,7 @@ never from the run's seed.
 """
 
 import copy
+import math
 import secrets
 
 import numpy as np
@@ -33,6 +34,28 @@ class CentralPrivacy:
         self._connected = settings.federation.num_nodes
         self._accountant = RDPAccountant()
         self._rng = np.random.default_rng(secrets.randbits(128))
+
+    def noise_warning(self, update_values: int, sampled: int) -> str | None:
+        """Why the noise will drown what `sampled` nodes send of a model of `update_values`
+        values, or None.
+
+        The mean update the sampled nodes can send has an L2 norm of at most `clip_norm`;
+        the noise on it has a norm of about `std * sqrt(values) / total weight`, and the
+        total weight is at most the number of nodes (each at most 1, less when
+        `secure.secagg.max_weight` exceeds its example count). A model learns nothing from
+        rounds whose noise is larger than their signal even in that best case.
+        """
+        ratio = self._noise_multiplier * math.sqrt(update_values) / max(sampled, 1)
+        if ratio <= 1:
+            return None
+        needed = math.ceil(self._noise_multiplier * math.sqrt(update_values))
+        return (
+            f"privacy=central: the noise added to each round's mean update is about {ratio:.0f} times the largest "
+            f"update {sampled} nodes can send (noise std {self._std:g} over {update_values:,} values, even with "
+            f"every node at full weight), so the model will not learn; raise the cohort towards {needed:,} nodes "
+            "(with secure.secagg.max_weight near their example counts), lower privacy.noise_multiplier (weaker "
+            "privacy), or train a smaller model"
+        )
 
     def refuses_round(self, server_round: int, connected: int) -> str | None:
         """Why the next round, sampling from `connected` nodes, may not run (its release would

@@ -39,12 +39,17 @@ class SecAggAggregation:
         self._max_contributors = settings.federation.num_nodes
         self.run_keys = SecAggRunKeys()
         self.privacy = CentralPrivacy(settings) if settings.privacy.mode is PrivacyMode.central else None
+        self._noise_checked = False
 
     def train_round(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
     ) -> TrainOutcome:
         instructions = list(strategy.configure_train(server_round, arrays, ConfigRecord(), exchange.grid))
         template = _numpy_arrays(arrays)
+        if self.privacy is not None and not self._noise_checked:
+            self._noise_checked = True
+            if warning := self.privacy.noise_warning(sum(a.size for a in template.values()), len(instructions)):
+                logger.warning(warning)
         result = self._session(exchange, instructions[0].content, messages.SECAGG_TRAIN,
                                [m.metadata.dst_node_id for m in instructions], self.update_values(template))
         outcome = TrainOutcome(
@@ -82,6 +87,9 @@ class SecAggAggregation:
             return outcome
         outcome.arrays = new_arrays
         outcome.metrics = {records.TRAIN_LOSS: train_loss, "examples": float(sums[session.EXAMPLES][0])}
+        if at_bound := float(sums[session.TRAIN_LOSS_AT_BOUND][0]):
+            # Some nodes' losses reached the bound the secure vector carries: the mean is a floor.
+            outcome.metrics[records.TRAIN_LOSS_AT_BOUND] = at_bound
         outcome.received_model_eval = _evaluation_metrics(sums, self._secagg.max_weight)
         outcome.protocol_metrics["values-clipped"] = float(sums[session.CLIPPED][0])
         epsilon_sum = float(sums[session.LOCAL_EPSILON][0]) / session.EPSILON_RESOLUTION
@@ -150,6 +158,8 @@ def _evaluation_metrics(sums: dict[str, np.ndarray], max_weight: int) -> dict[st
         records.EVAL_MACRO_F1: float(sums[session.EVAL_F1][0]) / weight,
         "eval-examples": float(sums[session.EVAL_WEIGHT][0]),
     }
+    if at_bound := float(sums[session.EVAL_LOSS_AT_BOUND][0]):
+        metrics[records.EVAL_LOSS_AT_BOUND] = at_bound
     roc_weight = float(sums[session.EVAL_ROC_WEIGHT][0]) / max_weight
     if roc_weight > 0:
         metrics[records.EVAL_ROC_AUC] = float(sums[session.EVAL_ROC_AUC][0]) / roc_weight

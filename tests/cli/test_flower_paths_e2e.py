@@ -2,18 +2,16 @@
 
 import json
 import os
-import signal
+import re
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from fedtriage.environment import PHONE_HOME_SWITCHES
-from tests.support.project import FEDTRIAGE, PROJECT_DIR
+from tests.support.project import FEDTRIAGE
 
 pytestmark = pytest.mark.slow
 
@@ -72,55 +70,45 @@ def test_a_ckks_federation_runs_in_the_engine_with_contexts_generated_for_it(tmp
     assert client.get_metric_history(run.info.run_id, "protocol/ckks-expansion")[-1].value > 1
 
 
-def test_flwr_run_runs_the_same_apps_through_a_local_superlink(tmp_path: Path) -> None:
-    flwr_home = tmp_path / "flwr-home"
+def test_flwr_run_runs_the_same_apps_through_a_local_superlink_and_leaves_nothing_behind(tmp_path: Path) -> None:
     output_dir = tmp_path / "out"
-    overrides = " ".join(
+    home = tmp_path / "home"
+    completed = subprocess.run(
         [
-            "federation.num_nodes=2",
-            "federation.num_rounds=2",
-            f"output_dir={output_dir}",
-            f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            "tracking.log_model=false",
-        ]
+            FEDTRIAGE, "flwr-run", "federation.num_nodes=3", "federation.num_rounds=2", f"output_dir={output_dir}",
+            f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "tracking.log_model=false",
+        ],
+        cwd=tmp_path, env=clean_env(HOME=str(home)), capture_output=True, text=True, timeout=400,
     )
-    env = clean_env(
-        FLWR_HOME=str(flwr_home),
-        FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
-        FLWR_LOCAL_SUPERLINK_HTTP_API_PORT=str(free_port()),
-    )
-    flwr = Path(sys.executable).with_name("flwr")
-    try:
-        completed = subprocess.run(
-            [
-                str(flwr), "run", str(PROJECT_DIR),
-                "--run-config", f'fedtriage-overrides="{overrides}"',
-                "--federation-config", "num-supernodes=2 client-resources-num-cpus=1",
-                "--stream",
-            ],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
-        )
-    finally:
-        _stop_local_superlink(flwr_home)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    # `flwr run` exits 0 for a failed run too: the summary tells.
-    assert (output_dir / "summary.json").is_file(), completed.stdout[-3000:] + completed.stderr[-3000:]
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["status"] == "FINISHED" and summary["rounds_completed"] == 2
     assert summary["final_metrics"]["central/eval-accuracy"] > 0.3
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("fedtriage").experiment_id])
-    assert run.data.params["federation.num_nodes"] == "2"
+    assert run.data.params["federation.num_nodes"] == "3"
+    assert "(3 simulated SuperNodes)" in completed.stdout  # the node count from federation.num_nodes alone
+    assert "changed from 10 to 2" not in completed.stdout and "Received 1 results" not in completed.stdout
+    assert not re.search(r"^\d\d/\d\d/\d{4} .*:INFO:", completed.stdout, re.MULTILINE)  # each line once
+    assert (output_dir / "flwr-home" / "config.toml").is_file() and not (home / ".flwr").exists()
+    assert _processes_naming(output_dir / "flwr-home") == []  # the local SuperLink and SuperExec are gone
 
 
-def _stop_local_superlink(flwr_home: Path) -> None:
-    """`flwr run` leaves its local SuperLink (and SuperExec) running: stop them by PID."""
-    found = subprocess.run(["pgrep", "-f", "--", f"--database {flwr_home}"], capture_output=True, text=True)
-    for pid in (int(line) for line in found.stdout.split()):
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        for process in [pid, *map(int, children)]:
-            try:
-                os.kill(process, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    time.sleep(1)
+def test_a_failed_flwr_run_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            FEDTRIAGE, "flwr-run", "federation.num_nodes=2", "federation.min_available_nodes=3",
+            "federation.node_wait_timeout_s=2", "federation.num_rounds=1", f"output_dir={tmp_path / 'out'}",
+            "tracking.enabled=false",
+        ],
+        cwd=tmp_path, env=clean_env(HOME=str(tmp_path / "home")), capture_output=True, text=True, timeout=400,
+    )
+    assert completed.returncode == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert completed.stderr.strip().splitlines()[-1].startswith("fedtriage: federation failed: the run ended FAILED")
+    assert "federation.min_available_nodes=3" in completed.stderr
+    assert _processes_naming(tmp_path / "out" / "flwr-home") == []
+
+
+def _processes_naming(path: Path) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "--", str(path)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from fl_client.training import TrainResult
 from fl_protocol.protection.secagg import session
 from fl_protocol.run_config import load_settings
 from fl_protocol.settings import RunSettings
+from fl_server.protection.central_dp import CentralPrivacy
 from models import EvaluationResult, load_model_file
 from tests.support.inprocess_grid import federate_in_process
 
@@ -118,3 +120,21 @@ def test_a_node_may_spend_exactly_the_epsilon_its_ledger_records() -> None:
 
     spent = train(1e9)
     assert spent is not None and train(spent * (1 + 1e-9)) == pytest.approx(spent)
+
+
+def test_central_dp_whose_noise_swamps_the_update_is_named_before_round_1_and_clipped_losses_say_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="fedtriage.server"):
+        summary, rounds = federate(tmp_path, "privacy=central", "federation.num_rounds=3")
+    (warning,) = [r.getMessage() for r in caplog.records if "privacy=central" in r.getMessage()]
+    assert "will not learn" in warning and "privacy.noise_multiplier" in warning and "nodes" in warning
+    trained = [r for r in rounds if r["round"] >= 1]
+    clipped = [r["train_metrics"].get("train-loss-at-bound", 0) for r in trained]
+    assert any(clipped)  # the collapsed model's losses hit the bound, and the record says so
+
+
+def test_central_dp_on_a_cohort_large_enough_for_its_noise_gives_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    privacy = CentralPrivacy(load_settings(["privacy=central", "privacy.noise_multiplier=0.5"]))
+    assert privacy.noise_warning(update_values=10_000, sampled=100) is None
+    assert privacy.noise_warning(update_values=10_000, sampled=10) is not None

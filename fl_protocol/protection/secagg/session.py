@@ -48,6 +48,9 @@ EVAL_F1 = "eval-f1"
 EVAL_ROC_WEIGHT = "eval-roc-weight"
 EVAL_ROC_AUC = "eval-roc-auc"
 LOCAL_EPSILON = "local-epsilon"  # summed over nodes (local DP-SGD), exact in 1/1000
+# Nodes whose loss reached `metric_bound`, exact: the mean loss is then a bound, not a value.
+TRAIN_LOSS_AT_BOUND = "train-loss-at-bound"
+EVAL_LOSS_AT_BOUND = "eval-loss-at-bound"
 
 EPSILON_RESOLUTION = 1000
 
@@ -69,6 +72,8 @@ def layout(update_values: int, settings: SecAggSettings, max_contributors: int) 
             Segment(EVAL_ROC_WEIGHT, 1),
             Segment(EVAL_ROC_AUC, 1, weighted_one),
             Segment(LOCAL_EPSILON, 1),
+            Segment(TRAIN_LOSS_AT_BOUND, 1),
+            Segment(EVAL_LOSS_AT_BOUND, 1),
         ],
         bits=settings.quantization_bits,
         max_contributors=max_contributors,
