@@ -34,7 +34,7 @@ class ProgressReport:
         federated_part = f"  federated accuracy {_fmt(federated)}" if federated is not None else ""
         self._print(
             f"round {record.round}/{self._num_rounds}"
-            f"  train loss {_loss(record.train_metrics)}{federated_part}"
+            f"  train loss {_loss(record.train_metrics, bound_named=True)}{federated_part}"
             f"  central accuracy {_fmt(record.central_eval.get(records.EVAL_ACCURACY))}"
             f"  {record.seconds:.1f} s  {record.nodes_replied}/{record.nodes_sampled} nodes{failures}"
         )
@@ -70,10 +70,10 @@ def format_final_table(history: list[RoundRecord]) -> str:
     return "\n".join(lines)
 
 
-def _loss(metrics: dict[str, float]) -> str:
+def _loss(metrics: dict[str, float], bound_named: bool = False) -> str:
     """The mean training loss, or that it was clipped: a loss at the bound is no measurement."""
     if clipped := metrics.get(records.TRAIN_LOSS_AT_BOUND):
-        return f"clipped ({int(clipped)} nodes at secure.secagg.metric_bound)"
+        return f"clipped ({int(clipped)} nodes{' at secure.secagg.metric_bound' if bound_named else ''})"
     return _fmt(metrics.get(records.TRAIN_LOSS))
 
 

@@ -10,6 +10,7 @@ to the journal before the next, so an interrupted run resumes where it stopped.
 """
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -147,6 +148,9 @@ _READER: list[_ReaderContext] = []  # this reader process's context (one entry)
 
 
 def _start_reader(context: _ReaderContext) -> None:
+    # Ctrl-C reaches the whole foreground group: the command stops its readers itself, so a
+    # reader must not die of it mid-task (with a traceback of its own on the console).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _READER.append(context)
 
 

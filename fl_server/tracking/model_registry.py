@@ -55,7 +55,7 @@ def _register(client: MlflowClient, run_id: str, name: str) -> RegisteredVersion
         raise ConfigError("RUN", f"no MLflow run {run_id!r} in this store ({err.message})") from err
     if run.info.status != "FINISHED":
         raise ConfigError("RUN", f"run {run_id} ended {run.info.status}: only a finished run's model is registered")
-    source = _logged_model_source(client, run_id)
+    source, model_id = _logged_model(client, run_id)
     tags = _version_tags(run)
     try:
         client.get_registered_model(name)
@@ -63,8 +63,9 @@ def _register(client: MlflowClient, run_id: str, name: str) -> RegisteredVersion
         client.create_registered_model(
             name, description="Triage models trained by a fedtriage federation; `approved` marks the one for casework."
         )
+    # A tracking server accepts a `models:/m-...` source only with the id of that logged model.
     version = client.create_model_version(
-        name, source, run_id=run_id, tags=tags, description=_description(run, tags)
+        name, source, run_id=run_id, tags=tags, description=_description(run, tags), model_id=model_id
     ).version
     client.set_registered_model_alias(name, CANDIDATE_ALIAS, version)
     return RegisteredVersion(name, str(version), tags)
@@ -85,11 +86,12 @@ def data_fingerprint(params: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()
 
 
-def _logged_model_source(client: MlflowClient, run_id: str) -> str:
+def _logged_model(client: MlflowClient, run_id: str) -> tuple[str, str]:
+    """The URI and id of the model run `run_id` logged."""
     models = client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id])
     for model in models:
         if model.source_run_id == run_id:
-            return str(model.model_uri)
+            return str(model.model_uri), str(model.model_id)
     raise ConfigError("RUN", f"run {run_id} logged no model (tracking.log_model was false)")
 
 

@@ -26,8 +26,8 @@ def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess
 def test_help_lists_every_command_with_one_line_each() -> None:
     completed = run(FEDTRIAGE, "--help")
     assert completed.returncode == 0
-    listed = re.findall(r"^  (\w+)  +\S.*$", completed.stdout, re.MULTILINE)
-    assert listed == list(COMMANDS) == ["simulate", "classify", "demo", "model", "bench"]
+    listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
+    assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "demo", "model", "bench"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -4,11 +4,11 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -284,14 +284,18 @@ def test_ctrl_c_stops_the_command_cleanly_and_the_same_command_resumes(tmp_path:
     write_synthetic_holdings(device, CLASSES, 3000, 24, "png", seed=5)
     out = tmp_path / "report"
     command = [str(Path(sys.executable).with_name("fedtriage")), "classify", f"source={device}",
-               f"model={model_file}", f"out={out}", "progress=false"]
+               f"model={model_file}", f"out={out}"]
     started = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
-    deadline = time.monotonic() + 120
-    while _classified_so_far(out) == 0 and started.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert started.stderr is not None
+    progress = ""
+    while not re.search(r"triage [1-9]\d*/6000 files", progress):  # its first batch is journalled
+        character = started.stderr.read(1)
+        assert character, f"classify ended before its first batch was done: {progress}"
+        progress += character
     os.killpg(started.pid, signal.SIGINT)
     stdout, stderr = started.communicate(timeout=120)
+    stderr = progress + stderr
     assert started.returncode == 130, stdout + stderr
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr, stderr
     done_before = _classified_so_far(out)
