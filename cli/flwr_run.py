@@ -13,6 +13,7 @@ code is the run's (Flower's CLI exits 0 for a failed run).
 """
 
 import argparse
+import dataclasses
 import os
 import re
 import shlex
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> int:
 
     from cli.simulate import check_overrides
     from cli.simulation.engine import project_dir
+    from cli.simulation.kits import provision_simulated_kits
     from fl_protocol.run_config import load_settings
 
     check_overrides(args.overrides)
@@ -56,7 +58,10 @@ def main(argv: list[str]) -> int:
     flwr_home = output_dir / "flwr-home"
     flwr_home.mkdir(parents=True, exist_ok=True)
     print(f"Flower's CLI state goes to {flwr_home}", flush=True)
-    overrides = shlex.join([*args.overrides, f"output_dir={output_dir}"])
+    # Flower's simulation runtime runs the nodes under this environment: they find their kits as in `simulate`.
+    settings = provision_simulated_kits(dataclasses.replace(settings, output_dir=str(output_dir)))
+    kit = [f"kit={settings.kit}"] if settings.kit else []
+    overrides = shlex.join([*args.overrides, f"output_dir={output_dir}", *kit])
     command = [
         str(Path(sys.executable).with_name("flwr")), "run", str(project_dir()),
         "--run-config", f'fedtriage-overrides="{overrides}"',

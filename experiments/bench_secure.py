@@ -13,6 +13,7 @@ Prints a table, then one JSON object of the figures as the very last line.
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from cli.simulation.engine import run_app_objects_in_simulation, run_in_simulation_engine
+from cli.simulation.kits import provision_simulated_kits
 from cli.simulation.preflight import preflight
 from experiments.secure_bench_apps import (
     BenchRun,
@@ -97,6 +99,7 @@ def main(argv: list[str]) -> None:
 
 
 def fixed_updates(settings: RunSettings, values: int, scratch: Path) -> dict[str, float]:
+    settings = provision_simulated_kits(dataclasses.replace(settings, output_dir=str(scratch / settings.secure.mode)))
     if settings.secure.mode is ProtectionMode.ckks:
         settings = with_ckks_context_dir(settings, generate_contexts(settings.secure.ckks, scratch / "ckks"))
     run = BenchRun()

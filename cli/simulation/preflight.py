@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from cli.flower_app import central_test_set
+from cli.simulation.kits import provision_simulated_kits
 from configs.compose import require
 from fedtriage.errors import ConfigError
 from fl_client.holdings import (
@@ -88,6 +89,7 @@ def preflight(settings: RunSettings) -> RunSettings:
         directory = generate_contexts(settings.secure.ckks, Path(str(settings.output_dir)) / "ckks")
         settings = with_ckks_context_dir(settings, directory)
         print(f"generated this federation's CKKS contexts in {directory}", flush=True)
+    settings = provision_simulated_kits(settings)
     if settings.checkpoint.resume_from:
         load_checkpoint(Path(settings.checkpoint.resume_from))
     return settings

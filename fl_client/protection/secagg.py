@@ -3,10 +3,19 @@
 Secrets never leave the node except as the protocol allows: private keys and the
 self-mask seed stay in the node's `Context.state`; shares leave only sealed to a
 neighbour; at unmasking a node reveals, per peer, either its share of the self-mask
-seed or of the mask key, never both, and only for its own neighbours. A node masks
-with, and reveals for, no fewer share holders than the threshold (Bell et al. 2020),
-and masks one vector per round: a server cannot lift a node's masks by giving it no
-peers or by naming it alone as used.
+seed or of the mask key, never both, and only for its own neighbours.
+
+The node assumes a coordinator and peers that may not follow the protocol (Bell et
+al. 2020, malicious model) and relies only on its kit (`fl_client.kit`):
+
+- the coordinator's run key must be signed by the coordinator key of the roster the
+  unit pinned; every peer's encryption key `c` and mask key `s` must be signed by that
+  peer's roster key, for this run and this round: no key a server made is ever used;
+- it answers each round id once, so shares sealed for one round never open in another;
+- its policy's minimums stand whatever the coordinator asks: at least `min_peers`
+  neighbours, a threshold of at least `min_threshold` (never below 2), and no reveal for
+  a sum over fewer than `min_cohort` nodes. A server cannot lift a node's masks by giving
+  it no peers or by naming it alone as used.
 """
 
 import secrets
@@ -15,7 +24,9 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from fedtriage.errors import Refused
+from fl_client.kit import NodeKit
 from fl_protocol import records
+from fl_protocol.identity.keys import verify
 from fl_protocol.protection import messages
 from fl_protocol.protection.secagg import keys, session, shamir
 from fl_protocol.protection.secagg.masks import mask_vector
@@ -23,6 +34,7 @@ from fl_protocol.protection.secagg.neighbourhood import neighbours
 from fl_protocol.protection.secagg.sealed_shares import TamperedBox, open_box, seal
 from fl_protocol.protection.secagg.wire import id_bytes, ids_from_bytes, ids_to_bytes
 from fl_protocol.settings import SecAggSettings
+from fl_protocol.settings.policy import NodePolicy
 
 _RUN_STATE = "secagg-run"
 _ROUND_STATE = "secagg-round"
@@ -32,12 +44,14 @@ class ProtocolViolation(Refused):
     """The server asked for something the protocol does not allow; the node refuses."""
 
 
-def setup(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
-    """Stage 0: keep (or make) this run's encryption key pair; confirm the server's key."""
+def setup(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
+    """Stage 0: check the coordinator's signed run key; keep (or make) this run's encryption key pair."""
     request = msg.content[messages.SETUP_RECORD]
     run_key_id, server_pk = bytes(request["run-key-id"]), bytes(request["server-pk"])
+    if not verify(kit.roster.server_key, bytes(request["server-sig"]), session.SERVER_RUN_KEY, run_key_id, server_pk):
+        raise ProtocolViolation("the run key is not signed by the coordinator key of this node's roster")
     run = context.state.get(_RUN_STATE)
-    if run is None or bytes(run["run-key-id"]) != run_key_id:
+    if run is None or bytes(run["run-key-id"]) != run_key_id or bytes(run["server-pk"]) != server_pk:
         private = keys.new_private_key()
         run = ConfigRecord(
             {
@@ -45,29 +59,37 @@ def setup(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
                 "server-pk": server_pk,
                 "c-sk": keys.private_bytes(private),
                 "c-pk": keys.public_bytes(private),
+                "answered": [b""],  # round ids this node drew secrets for, under this key
             }
         )
         context.state[_RUN_STATE] = run
     c_pk = bytes(run["c-pk"])
-    confirm = keys.tag(_auth_key(run), b"confirm", id_bytes(context.node_id), c_pk, server_pk)
-    keys_record = ConfigRecord({"c-pk": c_pk, "confirm": confirm})
+    me = id_bytes(context.node_id)
+    confirm = keys.tag(_auth_key(run), b"confirm", me, c_pk, server_pk)
+    signature = kit.identity.sign(session.NODE_RUN_KEY, run_key_id, server_pk, me, kit.name.encode(), c_pk)
+    keys_record = ConfigRecord({"c-pk": c_pk, "confirm": confirm, "name": kit.name, "sig": signature})
     return Message(RecordDict({messages.KEYS_RECORD: keys_record, records.NODE_INFO_KEY: node_info}), reply_to=msg)
 
 
-def share_keys(msg: Message, context: Context, settings: SecAggSettings, node_info: ConfigRecord) -> Message:
-    """Stage 1: draw this round's secrets and seal shares of them for the neighbours."""
+def share_keys(
+    msg: Message, context: Context, settings: SecAggSettings, kit: NodeKit, node_info: ConfigRecord
+) -> Message:
+    """Stage 1: check the round, draw this round's secrets and seal shares of them for the neighbours."""
     run = _run_state(context)
     request = msg.content[messages.ROUND_RECORD]
     round_id = bytes(request["round-id"])
     participants = ids_from_bytes(bytes(request["participants"]))
-    c_pks = dict(zip(participants, (bytes(pk) for pk in request["c-pks"])))
     me = context.node_id
-    if me not in c_pks:
-        raise ProtocolViolation(f"node {me} is not among this round's participants")
+    names = _verified_participants(run, kit, me, participants, request)
+    c_pks = dict(zip(participants, (bytes(pk) for pk in request["c-pks"])))
+    answered = [bytes(item) for item in run["answered"]]
+    if round_id in answered:
+        raise ProtocolViolation("this node already drew secrets for that round id: a round id is answered once")
     degree = int(request["degree"]) or None
     holders = sorted(neighbours(participants, degree, round_id)[me] + [me])
+    needed = node_threshold(len(holders), settings.threshold, kit.policy)
+    run["answered"] = [*answered, round_id]  # before any secret exists: a failure below burns the id too
     points = session.share_points(participants)
-    needed = session.threshold(len(holders), settings.threshold)
 
     mask_key, self_seed = keys.new_private_key(), secrets.token_bytes(32)
     seed_shares = shamir.split(self_seed, needed, [points[h] for h in holders])
@@ -85,11 +107,14 @@ def share_keys(msg: Message, context: Context, settings: SecAggSettings, node_in
         boxes.append(seal(box_key, seed_share.y_bytes() + key_share.y_bytes(), round_id, me, holder))
 
     s_pk = keys.public_bytes(mask_key)
+    commitment = session.seed_commitment(round_id, self_seed)
     context.state[_ROUND_STATE] = ConfigRecord(
         {
             "round-id": round_id,
             "participants": ids_to_bytes(participants),
             "c-pks": [c_pks[node] for node in participants],
+            "names": [names[node] for node in participants],
+            "roster-keys": [kit.roster.nodes[names[node]] for node in participants],
             "holders": ids_to_bytes(holders),
             "threshold": needed,
             "s-sk": keys.private_bytes(mask_key),
@@ -100,8 +125,35 @@ def share_keys(msg: Message, context: Context, settings: SecAggSettings, node_in
     )
     box_to_bytes = ids_to_bytes(box_to)
     auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, *boxes)
-    shares = ConfigRecord({"s-pk": s_pk, "box-to": box_to_bytes, "boxes": boxes or [b""], "tag": auth})
+    signature = kit.identity.sign(*session.round_keys_signed(round_id, me, s_pk, needed, commitment))
+    shares = ConfigRecord(
+        {
+            "s-pk": s_pk,
+            "box-to": box_to_bytes,
+            "boxes": boxes or [b""],
+            "tag": auth,
+            "threshold": needed,
+            "b-commit": commitment,
+            "s-sig": signature,
+        }
+    )
     return Message(RecordDict({messages.SHARES_RECORD: shares, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+
+
+def node_threshold(holders: int, fraction: float, policy: NodePolicy) -> int:
+    """The node's threshold: the protocol's, raised to its policy's; a round that cannot meet it is refused."""
+    if holders - 1 < policy.secure.min_peers:
+        raise ProtocolViolation(
+            f"the round gives this node {holders - 1} neighbours; its policy's secure.min_peers is "
+            f"{policy.secure.min_peers}"
+        )
+    needed = max(session.threshold(holders, fraction), policy.secure.min_threshold)
+    if needed > holders:
+        raise ProtocolViolation(
+            f"the round gives this node {holders} share holders, fewer than its policy's "
+            f"secure.min_threshold={policy.secure.min_threshold}"
+        )
+    return needed
 
 
 def masked(
@@ -174,7 +226,7 @@ def masked(
     return Message(content, reply_to=msg)
 
 
-def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
+def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
     """Stage 3: reveal self-mask shares of used nodes and key shares of dropped ones."""
     run, state = _run_state(context), _round_state(context, msg.content[messages.UNMASK_RECORD])
     request = msg.content[messages.UNMASK_RECORD]
@@ -182,6 +234,7 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
     me = context.node_id
     used = set(ids_from_bytes(bytes(request["used"])))
     dropped = set(ids_from_bytes(bytes(request["dropped"])))
+    cohort = set(ids_from_bytes(bytes(request["cohort"])))
     if used & dropped:
         raise ProtocolViolation("the server asked for both secrets of the same node")
     holders = set(ids_from_bytes(bytes(state["holders"])))
@@ -192,6 +245,13 @@ def unmask(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
         raise ProtocolViolation(
             f"only {len(used & holders)} of this node's share holders (itself included) were used; "
             f"revealing needs at least the threshold of {int(state['threshold'])}"
+        )
+    if not used <= cohort or cohort & dropped or not cohort <= set(ids_from_bytes(bytes(state["participants"]))):
+        raise ProtocolViolation("the server's cohort does not match the nodes it calls used and dropped")
+    if len(cohort) < kit.policy.secure.min_cohort:
+        raise ProtocolViolation(
+            f"the sum would cover {len(cohort)} nodes; this node's policy's secure.min_cohort is "
+            f"{kit.policy.secure.min_cohort}"
         )
     shares = {me: (bytes(state["own-b"]), bytes(state["own-s"]))}
     for sender, plaintext in zip(ids_from_bytes(bytes(state.get("received-from", b""))), state.get("received", [])):
@@ -221,6 +281,38 @@ def check_masking_request(msg: Message, context: Context) -> None:
     _masking_request(msg, context)
 
 
+def _verified_participants(
+    run: ConfigRecord, kit: NodeKit, me: int, participants: list[int], request: ConfigRecord
+) -> dict[int, str]:
+    """Node id -> roster name of every participant whose `c` key its roster key signed for this run.
+
+    Any key not signed so, a name twice, or a wrong entry for this node itself: the round is refused.
+    """
+    c_pks = [bytes(pk) for pk in request["c-pks"]]
+    names = [str(name) for name in request["names"]]
+    signatures = [bytes(sig) for sig in request["c-sigs"]]
+    if not len(participants) == len(c_pks) == len(names) == len(signatures) or len(set(participants)) != len(
+        participants
+    ):
+        raise ProtocolViolation("the round's participants, keys, names and signatures do not line up")
+    if len(set(names)) != len(names):
+        raise ProtocolViolation("the round names one roster member for more than one node")
+    run_key_id, server_pk = bytes(run["run-key-id"]), bytes(run["server-pk"])
+    for node, c_pk, name, signature in zip(participants, c_pks, names, signatures):
+        roster_key = kit.roster.node_key(name)
+        if roster_key is None:
+            raise ProtocolViolation(f"participant {name!r} is not in this node's roster")
+        signed = (run_key_id, server_pk, id_bytes(node), name.encode(), c_pk)
+        if not verify(roster_key, signature, session.NODE_RUN_KEY, *signed):
+            raise ProtocolViolation(f"the key of participant {name!r} is not signed by its roster key")
+    if me not in participants:
+        raise ProtocolViolation(f"node {me} is not among this round's participants")
+    mine = participants.index(me)
+    if names[mine] != kit.name or c_pks[mine] != bytes(run["c-pk"]):
+        raise ProtocolViolation("the round lists this node under another name or key")
+    return dict(zip(participants, names))
+
+
 def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, ConfigRecord, list[int], list[bytes]]:
     """This run's and round's state, the peers and their mask keys, once the request is checked."""
     run, state = _run_state(context), _round_state(context, msg.content[messages.PEERS_RECORD])
@@ -231,6 +323,7 @@ def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, Conf
     peers = ids_from_bytes(bytes(request["peers"]))
     s_pks = [bytes(pk) for pk in request["s-pks"]][: len(peers)]
     _check_peers(peers, s_pks, holders - {context.node_id}, int(state["threshold"]))
+    _check_mask_keys(state, bytes(state["round-id"]), peers, s_pks, request)
     return run, state, peers, s_pks
 
 
@@ -249,6 +342,23 @@ def _check_peers(peers: list[int], s_pks: list[bytes], neighbours_of_me: set[int
         raise ProtocolViolation(
             f"only {len(peers)} neighbours survived; masking needs {threshold - 1} (the threshold, less this node)"
         )
+
+
+def _check_mask_keys(
+    state: ConfigRecord, round_id: bytes, peers: list[int], s_pks: list[bytes], request: ConfigRecord
+) -> None:
+    """Every peer's mask key must be signed by that peer's roster key for this round."""
+    signatures = [bytes(sig) for sig in request["s-sigs"]][: len(peers)]
+    thresholds = [int(value) for value in request["peer-thresholds"]][: len(peers)]
+    commitments = [bytes(value) for value in request["peer-commits"]][: len(peers)]
+    if not len(signatures) == len(thresholds) == len(commitments) == len(peers):
+        raise ProtocolViolation("the server sent fewer mask-key signatures than peers")
+    participants = ids_from_bytes(bytes(state["participants"]))
+    roster_keys = dict(zip(participants, (bytes(key) for key in state["roster-keys"])))
+    for peer, s_pk, signature, needed, commitment in zip(peers, s_pks, signatures, thresholds, commitments):
+        signed = session.round_keys_signed(round_id, peer, s_pk, needed, commitment)
+        if not verify(roster_keys[peer], signature, *signed):
+            raise ProtocolViolation(f"the mask key of node {peer} is not signed by its roster key for this round")
 
 
 def auth_key(context: Context) -> bytes:

@@ -12,6 +12,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
 from fl_client.holdings import HoldingsReport
+from fl_client.kit import node_kit
 from fl_client.protection import ckks, secagg
 from fl_client.protection.contribution import encode_contribution
 from fl_client.protection.release import UpdateProtectionError
@@ -51,16 +52,17 @@ class SecAggNode:
         """The protocol's other stages, by message type."""
         message_type = msg.metadata.message_type
         if message_type == messages.SECAGG_SETUP:
-            return secagg.setup(msg, context, self._node_info)
+            return secagg.setup(msg, context, node_kit(context.node_config), self._node_info)
         if message_type == messages.SECAGG_SHARE_KEYS:
-            return secagg.share_keys(msg, context, self._settings.secure.secagg, self._node_info)
+            kit = node_kit(context.node_config)
+            return secagg.share_keys(msg, context, self._settings.secure.secagg, kit, self._node_info)
         if message_type == messages.SECAGG_EVALUATE:
             # Stage 2 of an evaluation-only session (after the last round).
             self._require_session(msg, context)
             self._log_holdings(context, work.holdings_report())
             return self._contribute(msg, context, work.evaluate(), None)
         if message_type == messages.SECAGG_UNMASK:
-            return secagg.unmask(msg, context, self._node_info)
+            return secagg.unmask(msg, context, node_kit(context.node_config), self._node_info)
         raise secagg.ProtocolViolation(f"secure.mode={self._settings.secure.mode} has no stage {message_type}")
 
     def _contribute(

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configs.compose import path_field, require
+from fl_protocol.settings.policy import NodePolicy, check_node_policy
 
 
 @dataclass
@@ -53,6 +54,8 @@ class SimulationSettings:
 
     client_cpus: float
     flower_log_level: str
+    # The policy written into every simulated node's kit (a real unit writes its own).
+    node_policy: NodePolicy
     total_cpus: int | None = None
 
 
@@ -65,3 +68,4 @@ def check_coordinator_sections(
         require(bool(tracking.registered_model_name), "tracking.registered_model_name", "needed to register")
     require(checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     require(simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
+    check_node_policy(simulation.node_policy, "simulation.node_policy")

@@ -83,6 +83,8 @@ class RunSettings(NodeSettings):
     checkpoint: CheckpointSettings
     simulation: SimulationSettings
     output_dir: str | None = path_field()
+    # The coordinator's kit folder (identity key, roster); secure modes need one.
+    kit: str | None = path_field()
 
     def check(self) -> None:
         super().check()

@@ -17,6 +17,7 @@ from fl_protocol.protection import array_vector, messages
 from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
 from fl_protocol.protection.secagg import session
 from fl_protocol.settings import RunSettings
+from fl_server.kit import coordinator_kit
 from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import EvaluationOutcome, TrainOutcome, apply_strategy_to_mean
 from fl_server.protection.central_dp import CentralPrivacy
@@ -37,7 +38,7 @@ class SecAggAggregation:
         self._secagg = settings.secure.secagg
         self._min_nodes = max(2, settings.federation.min_train_nodes)
         self._max_contributors = settings.federation.num_nodes
-        self.run_keys = SecAggRunKeys()
+        self.run_keys = SecAggRunKeys(coordinator_kit(settings))
         self.privacy = CentralPrivacy(settings) if settings.privacy.mode is PrivacyMode.central else None
         self._noise_checked = False
 

@@ -3,18 +3,23 @@
 The server only ever holds masked vectors, sealed boxes it cannot open, and the
 shares the protocol lets it collect; it sums the masked vectors first and removes
 masks from the sum, so no step computes a single node's unmasked vector. A node
-whose reply fails authentication, or whose box a neighbour could not open, is
-treated as dropped. If fewer nodes remain than the round allows, or a secret cannot
-be rebuilt from the shares that came back, the session fails loudly and yields no sum.
+whose reply fails authentication or whose round keys are not signed by its roster key,
+or whose box a neighbour could not open, is treated as dropped. Each node's secrets are
+rebuilt with the threshold it signed, and checked against what it signed (its seed
+commitment, its mask public key): wrong shares are outvoted by trying other subsets,
+never believed. If fewer nodes remain than the round allows, or a secret cannot be
+rebuilt from the shares that came back, the session fails loudly and yields no sum.
 """
 
+import itertools
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
 
+from fl_protocol.identity.keys import verify
 from fl_protocol.protection import messages
 from fl_protocol.protection.secagg import keys, session, shamir
 from fl_protocol.protection.secagg.contribution import ContributionLayout
@@ -40,10 +45,19 @@ class SessionResult:
     attachments: dict[int, list[bytes]] = field(default_factory=dict)
 
 
+# Subsets of shares tried before a secret is given up as not rebuildable (C(12, 6) = 924).
+_MAX_SUBSETS = 5000
+
+
 @dataclass
 class _SharedKeys:
+    """A node's signed round keys and the boxes it sealed for its neighbours."""
+
     s_pk: bytes
     boxes: dict[int, bytes]
+    threshold: int
+    commitment: bytes
+    signature: bytes
 
 
 def run_session(
@@ -73,6 +87,8 @@ def run_session(
             "round-id": round_id,
             "participants": ids_to_bytes(participants),
             "c-pks": [run_keys.c_pk(node) for node in participants],
+            "names": [run_keys.node(node).name for node in participants],
+            "c-sigs": [run_keys.node(node).signature for node in participants],
             "degree": settings.neighbours or 0,
         }
     )
@@ -86,7 +102,7 @@ def run_session(
     shared = {
         reply.metadata.src_node_id: keys_and_boxes
         for reply in exchange.send_and_receive(requests, "secagg-share-keys")
-        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph)) is not None
+        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph, settings)) is not None
     }
     counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
     for node in participants:
@@ -106,6 +122,9 @@ def run_session(
                 "round-id": round_id,
                 "peers": ids_to_bytes(peers),
                 "s-pks": [shared[peer].s_pk for peer in peers] or [b""],
+                "s-sigs": [shared[peer].signature for peer in peers] or [b""],
+                "peer-thresholds": [shared[peer].threshold for peer in peers] or [0],
+                "peer-commits": [shared[peer].commitment for peer in peers] or [b""],
                 "box-from": ids_to_bytes(senders),
                 "boxes": [shared[sender].boxes[node] for sender in senders] or [b""],
             }
@@ -139,6 +158,7 @@ def run_session(
                 "round-id": round_id,
                 "used": ids_to_bytes([peer for peer in holders[node] if peer in used_set]),
                 "dropped": ids_to_bytes([peer for peer in holders[node] if peer in dropped_set]),
+                "cohort": ids_to_bytes(used),
             }
         )
         requests.append(Message(RecordDict({messages.UNMASK_RECORD: unmask_record}), dst_node_id=node,
@@ -167,14 +187,22 @@ def run_session(
         total += vectors[node]
     try:
         for node in used:
-            self_seed = _secret(seed_shares[node], len(holders[node]), settings, "unmask a node")
+            commitment = shared[node].commitment
+            self_seed = _secret(
+                seed_shares[node], shared[node].threshold, "unmask a node",
+                lambda seed: session.seed_commitment(round_id, seed) == commitment,
+            )
             total -= mask_vector(self_seed, layout.length)
         for node in dropped:
             masked_with = [peer for peer in graph[node] if peer in used_set]
             if not masked_with:
                 continue
+            s_pk = shared[node].s_pk
             mask_key = keys.load_private(
-                _secret(key_shares[node], len(holders[node]), settings, "remove a dropped node's masks")
+                _secret(
+                    key_shares[node], shared[node].threshold, "remove a dropped node's masks",
+                    lambda key: keys.public_bytes(keys.load_private(key)) == s_pk,
+                )
             )
             for peer in masked_with:
                 seed = keys.derive_key(mask_key, shared[peer].s_pk, session.MASK_PURPOSE, round_id)
@@ -199,19 +227,29 @@ class _TooFewShares(Exception):
     """Not enough shares came back to rebuild a secret: the session yields no sum."""
 
 
-def _secret(shares: list[shamir.Share], holders: int, settings: SecAggSettings, purpose: str) -> bytes:
-    """The secret the `shares` of a node's `holders` share holders rebuild, or `_TooFewShares`."""
-    needed = session.threshold(holders, settings.threshold)
+def _secret(shares: list[shamir.Share], needed: int, purpose: str, matches: Callable[[bytes], bool]) -> bytes:
+    """The secret `needed` of the `shares` rebuild and that `matches` what its owner signed.
+
+    Subsets are tried until one matches, so shares a dishonest holder altered are outvoted
+    as long as `needed` honest ones came back; else `_TooFewShares`, never a wrong secret.
+    """
     if len(shares) < needed:
         raise _TooFewShares(
-            f"only {len(shares)} of the {needed} shares needed to {purpose} came back "
-            f"(secure.secagg.threshold={settings.threshold})"
+            f"only {len(shares)} of the {needed} shares needed to {purpose} came back (the node's threshold: "
+            "secure.secagg.threshold, raised by its policy's secure.min_threshold)"
         )
-    return shamir.reconstruct(shares, needed)
+    for subset in itertools.islice(itertools.combinations(shares, needed), _MAX_SUBSETS):
+        try:
+            secret = shamir.reconstruct(subset, needed)
+            if matches(secret):
+                return secret
+        except ValueError:  # not a secret of the right size, or not a valid key
+            continue
+    raise _TooFewShares(f"no {needed} of the {len(shares)} shares that came back rebuild the secret to {purpose}")
 
 
 def _verified_shares(
-    reply: Message, run_keys: SecAggRunKeys, round_id: bytes, graph: dict[int, list[int]]
+    reply: Message, run_keys: SecAggRunKeys, round_id: bytes, graph: dict[int, list[int]], settings: SecAggSettings
 ) -> _SharedKeys | None:
     node = reply.metadata.src_node_id
     record = reply.content.get(messages.SHARES_RECORD)
@@ -225,7 +263,13 @@ def _verified_shares(
         return None
     if sorted(receivers) != graph[node]:
         return None
-    return _SharedKeys(s_pk=s_pk, boxes=dict(zip(receivers, boxes)))
+    needed, commitment, signature = int(record["threshold"]), bytes(record["b-commit"]), bytes(record["s-sig"])
+    if not session.threshold(len(graph[node]) + 1, settings.threshold) <= needed <= len(graph[node]) + 1:
+        return None
+    if not verify(run_keys.roster_key(node), signature, *session.round_keys_signed(round_id, node, s_pk, needed,
+                                                                                      commitment)):
+        return None
+    return _SharedKeys(s_pk, dict(zip(receivers, boxes)), needed, commitment, signature)
 
 
 def _verified_masked(

@@ -11,6 +11,7 @@ from cli.simulation.preflight import preflight
 from fedtriage.errors import ConfigError
 from fl_client.holdings import HoldingsError
 from fl_protocol.run_config import load_settings
+from tests.support.kits import SMALL_FEDERATION
 from tests.support.project import FEDTRIAGE
 
 
@@ -85,7 +86,7 @@ def test_a_central_test_set_that_cannot_be_used_names_evaluation_test_set(tmp_pa
 def test_folder_classes_are_discovered_once_for_every_node(tmp_path: Path) -> None:
     root = make_holdings(tmp_path / "holdings", {"b": 20, "a": 20})
     settings = preflight(
-        load_settings(["holdings=folder", f"holdings.path={root}", "federation.num_nodes=2"])
+        load_settings(["holdings=folder", f"holdings.path={root}", "federation.num_nodes=2", *SMALL_FEDERATION])
     )
     assert settings.holdings.classes == ["a", "b"]
 

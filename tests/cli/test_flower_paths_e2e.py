@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from fedtriage.environment import PHONE_HOME_SWITCHES
+from tests.support.kits import SMALL_FEDERATION
 from tests.support.project import FEDTRIAGE
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_a_multirun_sweep_gives_one_grouped_mlflow_run_per_job(tmp_path: Path) -
     completed = subprocess.run(
         [
             FEDTRIAGE, "simulate", "-m",
-            "strategy=fedavg,fedprox", "federation.num_nodes=2", "federation.num_rounds=1",
+            "strategy=fedavg,fedprox", "federation.num_nodes=2", "federation.num_rounds=1", *SMALL_FEDERATION,
             "tracking.log_model=false", "tracking.experiment_name=sweep",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
@@ -76,6 +77,7 @@ def test_flwr_run_runs_the_same_apps_through_a_local_superlink_and_leaves_nothin
     completed = subprocess.run(
         [
             FEDTRIAGE, "flwr-run", "federation.num_nodes=3", "federation.num_rounds=2", f"output_dir={output_dir}",
+            *SMALL_FEDERATION,
             f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "tracking.log_model=false",
         ],
         cwd=tmp_path, env=clean_env(HOME=str(home)), capture_output=True, text=True, timeout=400,
@@ -97,7 +99,7 @@ def test_flwr_run_runs_the_same_apps_through_a_local_superlink_and_leaves_nothin
 def test_a_failed_flwr_run_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
-            FEDTRIAGE, "flwr-run", "federation.num_nodes=2", "federation.min_available_nodes=3",
+            FEDTRIAGE, "flwr-run", "federation.num_nodes=2", "federation.min_available_nodes=3", *SMALL_FEDERATION,
             "federation.node_wait_timeout_s=2", "federation.num_rounds=1", f"output_dir={tmp_path / 'out'}",
             "tracking.enabled=false",
         ],

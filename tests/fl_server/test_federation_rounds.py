@@ -1,6 +1,7 @@
 """The server's round loop against the real ClientApp, delivered in-process (fast path)."""
 
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from flwr.app import ArrayRecord, Message
 
 from cli.flower_app import central_test_set
+from cli.simulation.kits import provision_simulated_kits
 from fl_client.client_app import app as client_app
 from fl_client.holdings import central_test_holdings, write_synthetic_holdings
 from fl_protocol.protection import messages
@@ -20,6 +22,9 @@ from fl_server.round_record import RoundRecord
 from fl_server.strategy_factory import build_strategy
 from models import build_model
 from tests.support.inprocess_grid import InProcessGrid
+from tests.support.kits import SMALL_FEDERATION
+
+_SCRATCH = tempfile.TemporaryDirectory(prefix="fedtriage-test-rounds-")
 
 
 class Recorder:
@@ -46,16 +51,19 @@ class Recorder:
 
 
 def small_federation(*overrides: str) -> RunSettings:
-    return load_settings(
+    """3 nodes; secure ones with the kits a simulation provisions (in a folder of their own)."""
+    settings = load_settings(
         [
             "secure=plaintext",
             "federation.num_nodes=3",
             "federation.num_rounds=3",
             "federation.node_wait_timeout_s=1",
             "federation.round_timeout_s=1",
+            *SMALL_FEDERATION,
             *overrides,
         ]
     )
+    return provision_simulated_kits(dataclasses.replace(settings, output_dir=tempfile.mkdtemp(dir=_SCRATCH.name)))
 
 
 def simulated_nodes(settings: RunSettings) -> dict[int, dict[str, bool | int | float | str]]:

@@ -22,6 +22,7 @@ from fl_protocol.settings import RunSettings
 from fl_server.protection.central_dp import CentralPrivacy
 from models import EvaluationResult, load_model_file
 from tests.support.inprocess_grid import federate_in_process
+from tests.support.kits import SMALL_FEDERATION
 
 
 def federate(tmp_path: Path, *overrides: str) -> tuple[object, list[dict]]:
@@ -47,7 +48,7 @@ def test_central_dp_prices_each_round_at_the_rate_nodes_are_really_sampled(tmp_p
     # fraction_train=0.25 of 4 nodes is 1, but min_train_nodes=2: every round samples half of them.
     summary, rounds = federate(
         tmp_path, "privacy=central", "privacy.noise_multiplier=1.0", "privacy.epsilon_budget=5",
-        "federation.fraction_train=0.25", "federation.min_train_nodes=2",
+        "federation.fraction_train=0.25", "federation.min_train_nodes=2", *SMALL_FEDERATION,
     )
     trained = [r for r in rounds if "dp-epsilon" in r["protocol_metrics"]]
     assert trained and all(r["nodes_sampled"] == 2 for r in trained)

@@ -9,6 +9,7 @@ from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.run_config import load_settings
 from models import MODEL_NAMES
 from tests.support.inprocess_grid import federate_in_process
+from tests.support.kits import SMALL_FEDERATION
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def test_every_model_trains_under_every_protection_mode(
 ) -> None:
     overrides = [
         f"model={model}", f"secure={mode}", "federation.num_nodes=2", "federation.num_rounds=2",
-        "train.local_epochs=1", f"output_dir={tmp_path}", "tracking.enabled=false",
+        "train.local_epochs=1", f"output_dir={tmp_path}", "tracking.enabled=false", *SMALL_FEDERATION,
     ]
     if mode is ProtectionMode.ckks:
         overrides += [f"secure.ckks.encrypted_layers=[{HEADS[model]}]", f"secure.ckks.context_dir={ckks_contexts}"]

@@ -8,6 +8,7 @@ from flwr.app import Array, ConfigRecord, Message, RecordDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fl_client.kit import node_kit
 from fl_client.protection import secagg as secagg_node
 from fl_protocol.protection import messages
 from fl_protocol.protection.secagg import session
@@ -17,6 +18,7 @@ from fl_server.node_exchange import NodeExchange
 from fl_server.protection.secagg_keys import SecAggRunKeys
 from fl_server.protection.secagg_session import run_session
 from tests.support.inprocess_grid import InProcessGrid
+from tests.support.kits import shared_node_kits
 from tests.support.known_contributions import known_contributions_app, known_values, layout_for
 
 BASE = SecAggSettings(
@@ -42,9 +44,10 @@ def run(
         return node_id in drop_at.get(message.metadata.message_type, set())
 
     app = known_contributions_app(secagg, max_contributors=max_contributors)
-    grid = InProcessGrid(app, {node: {} for node in nodes}, {}, drop=drop, tamper=tamper)
+    coordinator_kit, node_configs = shared_node_kits(nodes)
+    grid = InProcessGrid(app, node_configs, {}, drop=drop, tamper=tamper)
     exchange = NodeExchange(grid, timeout_s=0.2)
-    run_keys = SecAggRunKeys()
+    run_keys = SecAggRunKeys(coordinator_kit)
     registered = run_keys.ensure_setup(exchange, nodes)
     result = run_session(
         exchange, run_keys, secagg, layout_for(secagg, max_contributors), RecordDict(), messages.SECAGG_TRAIN,
@@ -196,6 +199,7 @@ def test_a_node_refuses_to_reveal_both_secrets_of_one_neighbour() -> None:
                 "round-id": bytes(state["round-id"]),
                 "used": (2).to_bytes(8, "little"),
                 "dropped": (2).to_bytes(8, "little"),
+                "cohort": ids_to_bytes(app_nodes),
             })}
         ),
         dst_node_id=1,
@@ -203,7 +207,7 @@ def test_a_node_refuses_to_reveal_both_secrets_of_one_neighbour() -> None:
     )
     request.metadata.__dict__["_message_id"] = "m"
     with pytest.raises(secagg_node.ProtocolViolation, match="both secrets"):
-        secagg_node.unmask(request, context, ConfigRecord({"label": "node-1"}))
+        secagg_node.unmask(request, context, node_kit(context.node_config), ConfigRecord({"label": "node-1"}))
 
 
 def replies_to(grid, stage: str) -> dict[int, Message]:
@@ -233,7 +237,7 @@ def test_nodes_refuse_to_unmask_when_the_server_names_fewer_used_than_the_thresh
             record = message.content[messages.UNMASK_RECORD]
             others = ids_to_bytes([node for node in NODES if node != target])
             message.content[messages.UNMASK_RECORD] = ConfigRecord(
-                {**dict(record), "used": ids_to_bytes([target]), "dropped": others}
+                {**dict(record), "used": ids_to_bytes([target]), "dropped": others, "cohort": ids_to_bytes([target])}
             )
 
     result, grid = run(NODES, tamper_instruction=single_out_the_target)
@@ -285,9 +289,11 @@ def test_property_the_secure_round_gives_the_plaintext_weighted_mean_within_its_
             f"secure.secagg.max_weight={max_weight}", "tracking.enabled=false",
         ]
     )
+    coordinator_kit, node_configs = shared_node_kits([700 + node for node in range(nodes)])
+    run_settings = dataclasses.replace(run_settings, kit=str(coordinator_kit.path))
     run = BenchRun()
     server, client = fixed_update_apps(run_settings, values, spread=clip, run=run)
-    grid = InProcessGrid(client, {700 + node: {} for node in range(nodes)}, {})
+    grid = InProcessGrid(client, node_configs, {})
     server(grid, Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={}))
     (measured,) = run.rounds
     assert measured.failure is None

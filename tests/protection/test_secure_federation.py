@@ -7,6 +7,7 @@ import pytest
 from flwr.app import Message, RecordDict
 
 from cli.flower_app import central_test_set
+from cli.simulation.kits import provision_simulated_kits
 from fedtriage.errors import FederationFailed
 from fl_client import client_app as node_app
 from fl_client.client_app import app as client_app
@@ -111,7 +112,7 @@ def test_every_round_failing_stops_the_run_with_the_reason(tmp_path: Path) -> No
 
 
 def test_a_node_that_restarts_and_loses_its_keys_rejoins_after_a_new_setup(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, "restart", "federation.num_rounds=3")
+    settings = provision_simulated_kits(settings_for(tmp_path, "restart", "federation.num_rounds=3"))
     rounds_seen_by_node_12: list[Message] = []
 
     def node_12_restarts_before_its_second_round(node_id: int, message: Message) -> bool:

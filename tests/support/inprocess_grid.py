@@ -108,10 +108,12 @@ def federate_in_process(
     client_app: ClientApp | None = None,
 ) -> tuple[RunSummary, InProcessGrid]:
     """One whole federation of `federation.num_nodes` simulated nodes through the real
-    ServerApp and ClientApp, with the central test set a simulation hands the server."""
+    ServerApp and ClientApp, with the central test set and the kits a simulation gives them."""
     from cli.flower_app import central_test_set
+    from cli.simulation.kits import provision_simulated_kits
     from fl_client.client_app import app
 
+    settings = provision_simulated_kits(settings)
     nodes = simulated_nodes(settings.federation.num_nodes)
     grid = InProcessGrid(client_app or app, nodes, node_run_config(settings), drop=drop, tamper=tamper)
     summary = run_federation(grid, settings, flower_run_id=1, central_test_set=central_test_set)

@@ -1,13 +1,18 @@
 """A ClientApp whose nodes contribute known random vectors through the real SecAgg stages.
 
+Each node needs a kit in its node config (`tests.support.kits.provision_nodes`).
+
 Lets tests check the protocol's arithmetic exactly (expected sum = sum of the used
 nodes' vectors) with dropouts and tampering, without training a model.
 """
+
+from collections.abc import Callable
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
+from fl_client.kit import node_kit
 from fl_client.protection import secagg as secagg_node
 from fl_protocol.protection import messages
 from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
@@ -29,7 +34,12 @@ def known_values(node_id: int, clip_range: float) -> dict[str, np.ndarray]:
     return {"update": rng.uniform(-clip_range, clip_range, LENGTH), "count": np.array([node_id % 1000])}
 
 
-def known_contributions_app(settings: SecAggSettings, max_contributors: int) -> ClientApp:
+def known_contributions_app(
+    settings: SecAggSettings,
+    max_contributors: int,
+    alter_reveal: Callable[[Message, Context, Message], Message] | None = None,
+) -> ClientApp:
+    """`alter_reveal(request, context, reply)` plays a node that lies at unmasking."""
     app = ClientApp()
     layout = layout_for(settings, max_contributors)
 
@@ -43,14 +53,15 @@ def known_contributions_app(settings: SecAggSettings, max_contributors: int) -> 
 
     @app.query(messages.action(messages.SECAGG_SETUP))
     def setup(msg: Message, context: Context) -> Message:
-        return secagg_node.setup(msg, context, info(context))
+        return secagg_node.setup(msg, context, node_kit(context.node_config), info(context))
 
     @app.query(messages.action(messages.SECAGG_SHARE_KEYS))
     def share_keys(msg: Message, context: Context) -> Message:
-        return secagg_node.share_keys(msg, context, settings, info(context))
+        return secagg_node.share_keys(msg, context, settings, node_kit(context.node_config), info(context))
 
     @app.query(messages.action(messages.SECAGG_UNMASK))
     def unmask(msg: Message, context: Context) -> Message:
-        return secagg_node.unmask(msg, context, info(context))
+        reply = secagg_node.unmask(msg, context, node_kit(context.node_config), info(context))
+        return reply if alter_reveal is None else alter_reveal(msg, context, reply)
 
     return app

@@ -10,6 +10,7 @@ import jsonschema
 from fl_client.holdings import write_synthetic_holdings
 from fl_protocol.run_config import load_settings
 from tests.support.inprocess_grid import federate_in_process
+from tests.support.kits import SMALL_FEDERATION
 from tests.support.project import VICS_EXPORT_SCHEMA
 from triage.classify import classify_media
 from triage.settings import load_classify_settings
@@ -52,7 +53,7 @@ def test_a_categorized_vics_export_trains_a_model_that_triages_a_new_vics_case(t
             "holdings=vics", f"holdings.path={training_case}", "holdings.classes=[square,disc]",
             "holdings.vics_categories=[2,1]", "holdings.image_size=16", "federation.num_nodes=2",
             "federation.num_rounds=8", "train=adam", "train.local_epochs=5", "tracking.enabled=false",
-            f"output_dir={tmp_path / 'training'}",
+            f"output_dir={tmp_path / 'training'}", *SMALL_FEDERATION,
         ]
     )
     summary, _ = federate_in_process(settings)

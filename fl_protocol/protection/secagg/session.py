@@ -21,13 +21,18 @@ message types and record names are `fl_protocol.protection.messages`):
    rebuilds the seeds and removes the masks from the sum.
 
 Every reply after setup carries an HMAC under a key derived from the node's `c` key
-and the server's run key: a tampered reply is detected and its node dropped.
+and the server's run key: a tampered reply is detected and its node dropped. Keys are
+vouched for by identity signatures checked against each party's pinned roster
+(`fl_protocol.identity`): the coordinator signs its run key, a node signs its `c` key for
+the run and its `s` key, threshold and seed commitment for the round.
 """
 
 import math
 from collections.abc import Sequence
 
+from fl_protocol.protection.secagg import keys
 from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
+from fl_protocol.protection.secagg.wire import id_bytes
 from fl_protocol.settings import SecAggSettings
 
 # Purposes of derived keys (fl_protocol.protection.secagg.keys.derive_key).
@@ -93,3 +98,23 @@ def share_points(participants: Sequence[int]) -> dict[int, int]:
 def pairwise_sign(node: int, peer: int) -> int:
     """+1 or -1: the pair's mask is added by the lower id and subtracted by the higher."""
     return 1 if node < peer else -1
+
+# Purposes of identity-key signatures (fl_protocol.identity.keys): what each signature vouches for.
+SERVER_RUN_KEY = "secagg/server-run-key"  # the coordinator: this run key (id, X25519 public key) is mine
+NODE_RUN_KEY = "secagg/node-run-key"  # a node: under this run key, node id N is roster member X with key c
+ROUND_KEYS = "secagg/round-keys"  # a node: in this round, my mask key, threshold and seed commitment
+
+
+def seed_commitment(round_id: bytes, self_seed: bytes) -> bytes:
+    """SHA-256 binding a node's self-mask seed: the server checks a rebuilt seed against it.
+
+    The seed is 256 uniformly random bits used once, so its hash reveals nothing usable.
+    """
+    return keys.digest(b"fedtriage/self-mask-seed" + round_id + self_seed)
+
+
+def round_keys_signed(
+    round_id: bytes, node: int, s_pk: bytes, threshold: int, commitment: bytes
+) -> tuple[str, bytes, bytes, bytes, bytes, bytes]:
+    """The purpose and parts a node signs for its round keys (`ROUND_KEYS`)."""
+    return ROUND_KEYS, round_id, id_bytes(node), s_pk, threshold.to_bytes(8, "big"), commitment

@@ -1,0 +1,82 @@
+"""A unit's node policy: the node's own limits, read from its kit, never from a run config.
+
+Defaults live in `configs/node/policy.yaml`; a unit's `policy.yaml` overrides them key by
+key. What a coordinator asks can only be made stricter by these limits (see
+`fl_client.protection.secagg`).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from configs import CONFIG_DIR
+from configs.compose import compose_config, require, typed_settings
+from fedtriage.errors import ConfigError
+
+POLICY_CONFIG_DIR = CONFIG_DIR / "node"
+POLICY_CONFIG_NAME = "policy"
+# The hard floor of any secret's threshold: one share alone is the secret.
+THRESHOLD_FLOOR = 2
+
+
+@dataclass
+class SecurePolicy:
+    """Secure aggregation: the fewest peers, shares and co-contributors the node accepts."""
+
+    min_peers: int
+    min_threshold: int
+    min_cohort: int
+
+
+@dataclass
+class NodePolicy:
+    """Everything a node decides for itself."""
+
+    secure: SecurePolicy
+
+
+def check_node_policy(policy: NodePolicy, where: str = "policy") -> None:
+    """Ranges the types cannot express; errors name `<where>.<key>`."""
+    secure = policy.secure
+    require(secure.min_peers >= 1, f"{where}.secure.min_peers", f"must be >= 1, got {secure.min_peers}")
+    require(
+        secure.min_threshold >= THRESHOLD_FLOOR,
+        f"{where}.secure.min_threshold",
+        f"must be >= {THRESHOLD_FLOOR}: one share alone would be the secret, got {secure.min_threshold}",
+    )
+    require(
+        secure.min_threshold <= secure.min_peers + 1,
+        f"{where}.secure.min_threshold",
+        f"{secure.min_threshold} exceeds the {secure.min_peers + 1} share holders "
+        f"{where}.secure.min_peers={secure.min_peers} guarantees",
+    )
+    require(secure.min_cohort >= 2, f"{where}.secure.min_cohort", f"must be >= 2, got {secure.min_cohort}")
+
+
+def default_policy_document() -> dict[str, Any]:
+    """The defaults of `configs/node/policy.yaml` as a plain dict."""
+    return compose_config(config_name=POLICY_CONFIG_NAME, config_dir=POLICY_CONFIG_DIR)
+
+
+def node_policy(document: dict[str, Any] | None = None, where: str = "policy") -> NodePolicy:
+    """The defaults overridden by `document`, typed and checked."""
+    merged = OmegaConf.merge(default_policy_document(), document or {})
+    policy = typed_settings(NodePolicy, merged)
+    check_node_policy(policy, where)
+    return policy
+
+
+def load_node_policy(path: Path) -> NodePolicy:
+    """A unit's policy file (missing: the defaults); a bad key is a `ConfigError` naming it."""
+    if not path.is_file():
+        return node_policy()
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError("policy", f"cannot read node policy {path}: {err}") from err
+    if not isinstance(document, dict):
+        raise ConfigError("policy", f"node policy {path} must be a mapping of settings")
+    return node_policy(document)
