@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedtriage.errors import ConfigError
+from fl_client.node_holdings import PARTITION_ID_KEY
 from fl_protocol.identity import kits
 from fl_protocol.identity.keys import IdentityKey
 from fl_protocol.identity.roster import Roster
 from fl_protocol.settings.policy import NodePolicy, load_node_policy
 
 KIT_KEY = "kit"
-PARTITION_ID_KEY = "partition-id"
 # The folder of a simulation's kits, for its simulated nodes (`kits.simulated_node_kit`).
 SIMULATED_KITS_VARIABLE = "FEDTRIAGE_SIMULATED_KITS"
 
@@ -51,20 +51,23 @@ def node_kit(node_config: Mapping[str, bool | int | float | str]) -> NodeKit:
 
 
 def load_node_kit(path: Path) -> NodeKit:
-    """The kit in `path`, read again only when one of its files changed."""
-    stamp = tuple(_modified(path / name) for name in (kits.IDENTITY_FILE, kits.ROSTER_FILE, kits.POLICY_FILE))
-    return _read_kit(path, stamp)
+    """The kit in `path`, parsed again only when one of its (small) files changed.
+
+    Keyed by content, not modification time: two edits within one clock tick differ too.
+    """
+    return _read_kit(path, tuple(_content(path / name) for name in (kits.IDENTITY_FILE, kits.ROSTER_FILE,
+                                                                    kits.POLICY_FILE)))
 
 
-def _modified(path: Path) -> int:
+def _content(path: Path) -> bytes:
     try:
-        return path.stat().st_mtime_ns
+        return path.read_bytes()
     except OSError:
-        return -1
+        return b""
 
 
 @functools.lru_cache(maxsize=64)
-def _read_kit(path: Path, stamp: tuple[int, ...]) -> NodeKit:
+def _read_kit(path: Path, contents: tuple[bytes, ...]) -> NodeKit:
     """Read a kit; its name is the roster entry of its own key."""
     identity = IdentityKey.load(path / kits.IDENTITY_FILE)
     roster = Roster.load(path / kits.ROSTER_FILE)

@@ -10,10 +10,10 @@ the same identities, as a real federation would; only the policies are rewritten
 import dataclasses
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from configs.compose import require
+from fedtriage.errors import ConfigError
 from fl_client.kit import SIMULATED_KITS_VARIABLE
 from fl_protocol.identity import kits
 from fl_protocol.identity.roster import Roster
@@ -30,9 +30,9 @@ def provision_simulated_kits(settings: RunSettings) -> RunSettings:
     if not settings.secure.mode.is_secure or settings.kit:
         return settings
     check_simulated_policy(settings.simulation.node_policy, settings.federation, settings.secure.secagg.neighbours)
-    # No output folder (a library call): the kits live for this process in a folder of their own.
-    base = Path(settings.output_dir) if settings.output_dir else Path(tempfile.mkdtemp(prefix="fedtriage-kits-"))
-    folder = base / KITS_FOLDER
+    if not settings.output_dir:
+        raise ConfigError("output_dir", "a secure simulation provisions its kits there: give one")
+    folder = Path(settings.output_dir) / KITS_FOLDER
     num_nodes = settings.federation.num_nodes
     policy = dataclasses.asdict(settings.simulation.node_policy)
     if not _complete(folder, num_nodes):

@@ -89,7 +89,6 @@ def preflight(settings: RunSettings) -> RunSettings:
         directory = generate_contexts(settings.secure.ckks, Path(str(settings.output_dir)) / "ckks")
         settings = with_ckks_context_dir(settings, directory)
         print(f"generated this federation's CKKS contexts in {directory}", flush=True)
-    settings = provision_simulated_kits(settings)
     if settings.checkpoint.resume_from:
         load_checkpoint(Path(settings.checkpoint.resume_from))
-    return settings
+    return provision_simulated_kits(settings)

@@ -13,9 +13,11 @@ al. 2020, malicious model) and relies only on its kit (`fl_client.kit`):
   peer's roster key, for this run and this round: no key a server made is ever used;
 - it answers each round id once, so shares sealed for one round never open in another;
 - its policy's minimums stand whatever the coordinator asks: at least `min_peers`
-  neighbours, a threshold of at least `min_threshold` (never below 2), and no reveal for
-  a sum over fewer than `min_cohort` nodes. A server cannot lift a node's masks by giving
-  it no peers or by naming it alone as used.
+  neighbours and a threshold of at least `min_threshold` (never below 2), so a server
+  cannot lift a node's masks by giving it no peers or by naming it alone as used. It
+  reveals nothing for a cohort below `min_cohort`, but that cohort is the one the server
+  states: until nodes check each other's view of it (the consistency round), a lying
+  server is held only by the threshold and `min_peers`.
 """
 
 import secrets
@@ -80,7 +82,7 @@ def share_keys(
     round_id = bytes(request["round-id"])
     participants = ids_from_bytes(bytes(request["participants"]))
     me = context.node_id
-    names = _verified_participants(run, kit, me, participants, request)
+    roster_keys = _verified_participants(run, kit, me, participants, request)
     c_pks = dict(zip(participants, (bytes(pk) for pk in request["c-pks"])))
     answered = [bytes(item) for item in run["answered"]]
     if round_id in answered:
@@ -113,8 +115,7 @@ def share_keys(
             "round-id": round_id,
             "participants": ids_to_bytes(participants),
             "c-pks": [c_pks[node] for node in participants],
-            "names": [names[node] for node in participants],
-            "roster-keys": [kit.roster.nodes[names[node]] for node in participants],
+            "roster-keys": [roster_keys[node] for node in participants],
             "holders": ids_to_bytes(holders),
             "threshold": needed,
             "s-sk": keys.private_bytes(mask_key),
@@ -141,19 +142,14 @@ def share_keys(
 
 
 def node_threshold(holders: int, fraction: float, policy: NodePolicy) -> int:
-    """The node's threshold: the protocol's, raised to its policy's; a round that cannot meet it is refused."""
+    """The node's threshold: the protocol's, raised to its policy's; too few neighbours are refused."""
     if holders - 1 < policy.secure.min_peers:
         raise ProtocolViolation(
             f"the round gives this node {holders - 1} neighbours; its policy's secure.min_peers is "
             f"{policy.secure.min_peers}"
         )
-    needed = max(session.threshold(holders, fraction), policy.secure.min_threshold)
-    if needed > holders:
-        raise ProtocolViolation(
-            f"the round gives this node {holders} share holders, fewer than its policy's "
-            f"secure.min_threshold={policy.secure.min_threshold}"
-        )
-    return needed
+    # The policy's check keeps min_threshold <= min_peers + 1, so this never exceeds `holders`.
+    return max(session.threshold(holders, fraction), policy.secure.min_threshold)
 
 
 def masked(
@@ -283,8 +279,8 @@ def check_masking_request(msg: Message, context: Context) -> None:
 
 def _verified_participants(
     run: ConfigRecord, kit: NodeKit, me: int, participants: list[int], request: ConfigRecord
-) -> dict[int, str]:
-    """Node id -> roster name of every participant whose `c` key its roster key signed for this run.
+) -> dict[int, bytes]:
+    """Node id -> roster key of every participant whose `c` key that roster key signed for this run.
 
     Any key not signed so, a name twice, or a wrong entry for this node itself: the round is refused.
     """
@@ -298,6 +294,7 @@ def _verified_participants(
     if len(set(names)) != len(names):
         raise ProtocolViolation("the round names one roster member for more than one node")
     run_key_id, server_pk = bytes(run["run-key-id"]), bytes(run["server-pk"])
+    roster_keys: dict[int, bytes] = {}
     for node, c_pk, name, signature in zip(participants, c_pks, names, signatures):
         roster_key = kit.roster.node_key(name)
         if roster_key is None:
@@ -305,12 +302,13 @@ def _verified_participants(
         signed = (run_key_id, server_pk, id_bytes(node), name.encode(), c_pk)
         if not verify(roster_key, signature, session.NODE_RUN_KEY, *signed):
             raise ProtocolViolation(f"the key of participant {name!r} is not signed by its roster key")
+        roster_keys[node] = roster_key
     if me not in participants:
         raise ProtocolViolation(f"node {me} is not among this round's participants")
     mine = participants.index(me)
     if names[mine] != kit.name or c_pks[mine] != bytes(run["c-pk"]):
         raise ProtocolViolation("the round lists this node under another name or key")
-    return dict(zip(participants, names))
+    return roster_keys
 
 
 def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, ConfigRecord, list[int], list[bytes]]:

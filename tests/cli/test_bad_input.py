@@ -50,6 +50,11 @@ def make_holdings(root: Path, classes: dict[str, int]) -> Path:
         (["secure=ckks", "secure.ckks.coeff_mod_bit_sizes=[61,40,40,60]"], "secure.ckks.coeff_mod_bit_sizes"),
         (["secure=ckks", "secure.ckks.encrypted_layers=[]"], "secure.ckks.encrypted_layers"),
         (["privacy=central", "privacy.noise_multiplier=0"], "privacy.noise_multiplier"),
+        # Simulated nodes' policy: no round of these federations could meet it.
+        (["federation.num_nodes=3"], "simulation.node_policy.secure.min_peers"),
+        (["federation.fraction_train=0.5"], "simulation.node_policy.secure.min_peers"),
+        (["simulation.node_policy.secure.min_cohort=5"], "simulation.node_policy.secure.min_cohort"),
+        (["simulation.node_policy.secure.min_threshold=1"], "simulation.node_policy.secure.min_threshold"),
     ],
 )
 def test_bad_setting_is_one_error_naming_it(overrides: list[str], named: str) -> None:
@@ -86,7 +91,10 @@ def test_a_central_test_set_that_cannot_be_used_names_evaluation_test_set(tmp_pa
 def test_folder_classes_are_discovered_once_for_every_node(tmp_path: Path) -> None:
     root = make_holdings(tmp_path / "holdings", {"b": 20, "a": 20})
     settings = preflight(
-        load_settings(["holdings=folder", f"holdings.path={root}", "federation.num_nodes=2", *SMALL_FEDERATION])
+        load_settings(
+            ["holdings=folder", f"holdings.path={root}", "federation.num_nodes=2", f"output_dir={tmp_path / 'out'}",
+             *SMALL_FEDERATION]
+        )
     )
     assert settings.holdings.classes == ["a", "b"]
 

@@ -99,6 +99,7 @@ def pairwise_sign(node: int, peer: int) -> int:
     """+1 or -1: the pair's mask is added by the lower id and subtracted by the higher."""
     return 1 if node < peer else -1
 
+
 # Purposes of identity-key signatures (fl_protocol.identity.keys): what each signature vouches for.
 SERVER_RUN_KEY = "secagg/server-run-key"  # the coordinator: this run key (id, X25519 public key) is mine
 NODE_RUN_KEY = "secagg/node-run-key"  # a node: under this run key, node id N is roster member X with key c
