@@ -8,7 +8,7 @@ SecAgg+ workflow on the same updates. Both go through the same simulation engine
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from fl_client.holdings import HoldingsReport
 from fl_client.protection import LocalTraining, attach_protection
 from fl_client.training import TrainResult
 from fl_protocol import records
+from fl_protocol.protection.modes import Weighting
 from fl_protocol.protection.secagg import session
 from fl_protocol.settings import RunSettings
 from fl_server.node_exchange import NodeExchange, content_bytes
@@ -60,16 +61,22 @@ def node_examples(node_id: int) -> int:
     return 100 + node_id % 101
 
 
+ExamplesOf = Callable[[int], int]
+
+
 class FixedUpdateWork:
     """A node's "work" in the benchmark: the fixed update added to the received model, no training."""
 
     num_classes = 10
 
-    def __init__(self, msg: Message, node_id: int, values: int, spread: float) -> None:
+    def __init__(
+        self, msg: Message, node_id: int, values: int, spread: float, examples_of: ExamplesOf = node_examples
+    ) -> None:
         self._msg = msg
         self._node_id = node_id
         self._values = values
         self._spread = spread
+        self._examples = examples_of(node_id)
 
     def evaluate(self) -> EvaluationResult:
         return EvaluationResult(loss=1.0, accuracy=0.5, macro_f1=0.5, roc_auc=None, num_examples=10)
@@ -77,20 +84,29 @@ class FixedUpdateWork:
     def train(self) -> LocalTraining:
         received = self._msg.content[records.ARRAYS_KEY][ARRAY_NAME].numpy()
         trained = {ARRAY_NAME: received + node_update(self._node_id, self._values, self._spread)}
-        return LocalTraining(trained, TrainResult(loss=1.0, num_examples=node_examples(self._node_id), seconds=0.0))
+        return LocalTraining(trained, TrainResult(loss=1.0, num_examples=self._examples, seconds=0.0))
 
     def holdings_report(self) -> HoldingsReport:
-        return HoldingsReport(source="fixed updates", loaded=node_examples(self._node_id))
+        return HoldingsReport(source="fixed updates", loaded=self._examples)
 
 
-def expected_mean(node_ids: list[int], values: int, spread: float) -> np.ndarray:
-    weights = np.array([node_examples(node) for node in node_ids], dtype=np.float64)
+def expected_mean(
+    node_ids: list[int], values: int, spread: float, weights_of: Callable[[int], float] = node_examples
+) -> np.ndarray:
+    """The plaintext mean of the nodes' updates, weighted by `weights_of` (FedAvg: example counts)."""
+    weights = np.array([weights_of(node) for node in node_ids], dtype=np.float64)
     updates = np.stack([node_update(node, values, spread).astype(np.float64) for node in node_ids])
     return weights @ updates / weights.sum()
 
 
-def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: BenchRun) -> tuple[ServerApp, ClientApp]:
-    """Our protection mode `settings.secure.mode` on fixed updates of `values` floats."""
+def fixed_update_apps(
+    settings: RunSettings, values: int, spread: float, run: BenchRun, examples_of: ExamplesOf = node_examples
+) -> tuple[ServerApp, ClientApp]:
+    """Our protection mode `settings.secure.mode` on fixed updates of `values` floats.
+
+    The truth the error is measured against is the plaintext mean weighted as
+    `secure.secagg.weighting` says (equal, or by the nodes' `examples_of`).
+    """
     client = ClientApp()
 
     def info(context: Context) -> ConfigRecord:
@@ -99,7 +115,9 @@ def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: Be
     attach_protection(
         client,
         settings_for=lambda context: settings,
-        work_for=lambda msg, context, node_settings: FixedUpdateWork(msg, context.node_id, values, spread),
+        work_for=lambda msg, context, node_settings: FixedUpdateWork(
+            msg, context.node_id, values, spread, examples_of
+        ),
         node_info=info,
     )
 
@@ -111,9 +129,13 @@ def fixed_update_apps(settings: RunSettings, values: int, spread: float, run: Be
         strategy = build_strategy(settings)
         aggregation = build_update_aggregation(settings)
         arrays = ArrayRecord({ARRAY_NAME: Array(np.zeros(values, dtype=np.float32))})
-        truth = expected_mean(nodes, values, spread)
         sec = settings.secure.secagg
-        total_weight = sum(min(node_examples(node), sec.max_weight) for node in nodes) / sec.max_weight
+
+        def weight(node: int) -> float:
+            return 1.0 if sec.weighting is Weighting.equal else min(examples_of(node), sec.max_weight) / sec.max_weight
+
+        truth = expected_mean(nodes, values, spread, weight)
+        total_weight = sum(weight(node) for node in nodes)
         layout = session.layout(values, sec, settings.federation.num_nodes)
         run.error_bound = layout.sum_error_bound(session.UPDATE, len(nodes)) / total_weight  # over the total weight
         for server_round in range(1, settings.federation.num_rounds + 1):

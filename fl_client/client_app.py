@@ -18,6 +18,7 @@ from flwr.clientapp import ClientApp
 
 from fedtriage.environment import disable_phone_home
 from fl_client.holdings import HoldingsReport, NodeHoldings
+from fl_client.kit import node_kit
 from fl_client.node_holdings import holdings_for_node, node_label
 from fl_client.protection import LocalTraining, attach_protection
 from fl_client.protection.local_dp import train_with_dpsgd
@@ -77,9 +78,9 @@ class LocalWork:
         self._trained = True
         result: TrainResult
         if settings.privacy.mode is PrivacyMode.local_dpsgd:
-            result = train_with_dpsgd(
-                model, dataset, settings.train, settings.privacy, seed=seed, context=self._context
-            )
+            # The node's ledger lives in its own kit: a node without one cannot keep a budget across runs.
+            kit = node_kit(self._context.node_config)
+            result = train_with_dpsgd(model, dataset, settings.train, settings.privacy, seed=seed, kit=kit)
         else:
             proximal_mu = float(config.get(records.PROXIMAL_MU, 0.0))
             result = train_locally(model, dataset, settings.train, seed=seed, proximal_mu=proximal_mu)

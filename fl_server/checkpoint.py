@@ -3,6 +3,9 @@
 A crashed or stopped server loses at most the round in progress: a run resumes
 from the newest checkpoint with `checkpoint.resume_from=<file>`. Files are written
 atomically and load with `torch.load(weights_only=True)` (no pickled code).
+Under central DP a checkpoint also carries the privacy ledger: a resumed run reports
+the epsilon of every round so far and stops at the same budget an uninterrupted one
+would. A central-DP run never resumes from a checkpoint without one.
 """
 
 import dataclasses
@@ -17,9 +20,13 @@ from flwr.app import ArrayRecord
 from flwr.serverapp.strategy import Strategy
 
 from fedtriage.errors import ConfigError
+from fl_protocol.protection.modes import PrivacyMode
+from fl_protocol.settings import RunSettings
 from fl_server.round_record import RoundRecord
 
 _FORMAT = "fedtriage-checkpoint-1"
+# One central-DP release as the accountant keeps it: (noise multiplier, sampling rate, steps).
+LedgerEntry = tuple[float, float, int]
 
 
 @dataclass
@@ -35,6 +42,9 @@ class Checkpoint:
     model_spec: dict[str, Any] | None = None
     # The tracked (MLflow) run that wrote it, so that a run resuming from it can name that run.
     tracked_run_id: str | None = None
+    # Central DP: every release accounted so far (`CentralPrivacy.ledger`); None when the
+    # run had no central DP, or the checkpoint predates ledgers.
+    privacy_ledger: list[LedgerEntry] | None = None
 
     def arrays(self) -> ArrayRecord:
         """The global model as Flower arrays."""
@@ -79,6 +89,11 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint, keep_last: int) -> 
             "history": [dataclasses.asdict(record) for record in checkpoint.history],
             **({"model_spec": checkpoint.model_spec} if checkpoint.model_spec else {}),
             **({"tracked_run_id": checkpoint.tracked_run_id} if checkpoint.tracked_run_id else {}),
+            **(
+                {"privacy_ledger": [list(entry) for entry in checkpoint.privacy_ledger]}
+                if checkpoint.privacy_ledger is not None
+                else {}
+            ),
         },
         partial,
     )
@@ -105,4 +120,36 @@ def load_checkpoint(path: Path) -> Checkpoint:
         history=[RoundRecord(**record) for record in raw["history"]],
         model_spec=raw.get("model_spec"),
         tracked_run_id=raw.get("tracked_run_id"),
+        privacy_ledger=_ledger(path, raw.get("privacy_ledger")),
     )
+
+
+def resumed_privacy_ledger(settings: RunSettings, checkpoint: Checkpoint) -> list[LedgerEntry] | None:
+    """The central-DP ledger a run with `settings` continues from `checkpoint`, or None without central DP.
+
+    A checkpoint without one (written by a run without central DP, or before ledgers were
+    checkpointed) cannot say what was spent: resuming from it would restart epsilon at 0.
+    """
+    if settings.privacy.mode is not PrivacyMode.central:
+        return None
+    if checkpoint.privacy_ledger is None:
+        raise ConfigError(
+            "checkpoint.resume_from",
+            f"{settings.checkpoint.resume_from} carries no central-DP privacy ledger (written without "
+            "privacy=central, or by an older fedtriage), so the epsilon already spent is unknown; a privacy=central "
+            "run cannot resume from it: start a fresh run",
+        )
+    return checkpoint.privacy_ledger
+
+
+def _ledger(path: Path, raw: object) -> list[LedgerEntry] | None:
+    """A checkpoint's ledger as (noise multiplier, sampling rate, steps) entries; a malformed one is refused."""
+    if raw is None:
+        return None
+    try:
+        entries = [(float(noise), float(rate), int(steps)) for noise, rate, steps in raw]  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as err:
+        raise ConfigError("checkpoint.resume_from", f"{path} has a malformed privacy ledger: {err}") from err
+    if not all(noise > 0 and 0 < rate <= 1 and steps >= 0 for noise, rate, steps in entries):
+        raise ConfigError("checkpoint.resume_from", f"{path} has a privacy ledger with impossible entries")
+    return entries

@@ -8,6 +8,7 @@ from flwr.serverapp.strategy import Strategy
 
 from fl_server.checkpoint import Checkpoint, save_checkpoint, strategy_state
 from fl_server.federation_rounds import RoundListener
+from fl_server.protection.central_dp import CentralPrivacy
 from fl_server.round_record import RoundRecord
 from fl_server.tracking import RunTracker
 from models import ModelSpec
@@ -56,7 +57,8 @@ class TrackingListener:
 
 
 class CheckpointListener:
-    """Writes a checkpoint after every completed round (not after round 0)."""
+    """Writes a checkpoint after every completed round (not after round 0), with central DP's
+    ledger when there is one (a resumed run must not restart its epsilon at 0)."""
 
     def __init__(
         self,
@@ -66,8 +68,10 @@ class CheckpointListener:
         history: list[RoundRecord],
         spec: ModelSpec,
         tracked_run_id: str | None = None,
+        privacy: CentralPrivacy | None = None,
     ) -> None:
         self._spec = spec
+        self._privacy = privacy
         self._tracked_run_id = tracked_run_id
         self._directory = directory
         self._strategy = strategy
@@ -89,6 +93,7 @@ class CheckpointListener:
             history=self._history,
             model_spec=self._spec.to_dict(),
             tracked_run_id=self._tracked_run_id,
+            privacy_ledger=self._privacy.ledger() if self._privacy is not None else None,
         )
         self.latest = save_checkpoint(self._directory, checkpoint, self._keep_last)
 

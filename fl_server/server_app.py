@@ -21,10 +21,11 @@ from fedtriage.errors import ConfigError, Interrupted
 from fl_protocol.run_config import settings_from_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator, CentralTestSet
-from fl_server.checkpoint import load_checkpoint, restore_strategy_state
+from fl_server.checkpoint import load_checkpoint, restore_strategy_state, resumed_privacy_ledger
 from fl_server.federation_rounds import FederationRounds
 from fl_server.progress_report import ProgressReport, format_final_table
 from fl_server.protection import build_update_aggregation
+from fl_server.protection.central_dp import CentralPrivacy
 from fl_server.round_record import RoundRecord
 from fl_server.run_listeners import CheckpointListener, FanOut, TrackingListener
 from fl_server.run_summary import RunSummary, write_summary
@@ -78,7 +79,7 @@ def run_federation(
     )
     strategy = build_strategy(settings)
     aggregation = build_update_aggregation(settings)
-    arrays, history, resumes = _starting_point(settings, model, strategy)
+    arrays, history, resumes = _starting_point(settings, model, strategy, aggregation.privacy)
     first_round = resumes.after_round + 1 if resumes else 1
     evaluator = CentralEvaluator(settings, central_test) if central_test is not None else None
 
@@ -86,7 +87,8 @@ def run_federation(
     tracker = build_tracker(settings, output_dir)
     tracker.start(settings, resumes)
     checkpoints = CheckpointListener(
-        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, spec, tracker.run_id
+        output_dir / "checkpoints", strategy, settings.checkpoint.keep_last, history, spec, tracker.run_id,
+        aggregation.privacy,
     )
     fed = settings.federation
     rounds = FederationRounds(
@@ -176,12 +178,14 @@ def _seed_everything(seed: int) -> None:
 
 
 def _starting_point(
-    settings: RunSettings, model: torch.nn.Module, strategy: object
+    settings: RunSettings, model: torch.nn.Module, strategy: object, privacy: CentralPrivacy | None
 ) -> tuple[ArrayRecord, list[RoundRecord], ResumedRun | None]:
-    """Fresh weights, or the model, strategy state and history of a checkpoint (and the run it resumes)."""
+    """Fresh weights, or the model, strategy state, history and central-DP ledger of a checkpoint
+    (and the run it resumes)."""
     if not settings.checkpoint.resume_from:
         return ArrayRecord(model.state_dict()), [], None
     checkpoint = load_checkpoint(Path(settings.checkpoint.resume_from))
+    ledger = resumed_privacy_ledger(settings, checkpoint)
     if checkpoint.round >= settings.federation.num_rounds:
         raise ConfigError(
             "federation.num_rounds",
@@ -195,6 +199,8 @@ def _starting_point(
             "checkpoint.resume_from", f"checkpoint does not fit model {settings.model.name}: {err}"
         ) from err
     restore_strategy_state(strategy, checkpoint.strategy_state)  # type: ignore[arg-type]
+    if privacy is not None and ledger is not None:
+        privacy.resume(ledger)
     print(f"fedtriage: resuming after round {checkpoint.round} from {settings.checkpoint.resume_from}", flush=True)
     return ArrayRecord(model.state_dict()), checkpoint.history, ResumedRun(checkpoint.tracked_run_id, checkpoint.round)
 

@@ -1,10 +1,12 @@
 """Kits for a simulated federation, provisioned as a real one is (`fl_protocol.identity.kits`).
 
-A secure simulation without a coordinator kit gets one kit per party in
+A secure simulation, or one under local DP-SGD (a node keeps its privacy ledger in its
+kit), without a coordinator kit gets one kit per party in
 `<output_dir>/kits`: the coordinator's kit is named in the settings, and the simulated
 nodes find theirs through `SIMULATED_KITS_VARIABLE`, which this process sets before
 Flower's engine starts its workers (they inherit it). A rerun in the same folder keeps
-the same identities, as a real federation would; only the policies are rewritten.
+the same identities and node state (DP-SGD ledgers), as a real federation would; only the
+policies are rewritten.
 """
 
 import dataclasses
@@ -17,6 +19,8 @@ from fedtriage.errors import ConfigError
 from fl_client.kit import SIMULATED_KITS_VARIABLE
 from fl_protocol.identity import kits
 from fl_protocol.identity.roster import Roster
+from fl_protocol.protection import ckks_contexts
+from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
 from fl_protocol.settings import RunSettings
 from fl_protocol.settings.node import FederationSettings
 from fl_protocol.settings.policy import NodePolicy
@@ -26,12 +30,19 @@ SIMULATED_FEDERATION = "simulated-federation"
 
 
 def provision_simulated_kits(settings: RunSettings) -> RunSettings:
-    """`settings` with the coordinator's kit of a freshly provisioned (or kept) simulated federation."""
-    if not settings.secure.mode.is_secure or settings.kit:
+    """`settings` with the coordinator's kit of a freshly provisioned (or kept) simulated federation.
+
+    Secure modes need kits for their keys; local DP-SGD for each node's ledger (`state/`).
+    """
+    secure = settings.secure.mode.is_secure
+    if not (secure or settings.privacy.mode is PrivacyMode.local_dpsgd) or settings.kit:
         return settings
-    check_simulated_policy(settings.simulation.node_policy, settings.federation, settings.secure.secagg.neighbours)
+    if secure:
+        check_simulated_policy(settings.simulation.node_policy, settings.federation, settings.secure.secagg.neighbours)
     if not settings.output_dir:
-        raise ConfigError("output_dir", "a secure simulation provisions its kits there: give one")
+        raise ConfigError(
+            "output_dir", "a secure or local-DP simulation provisions its kits (keys, DP ledgers) there: give one"
+        )
     folder = Path(settings.output_dir) / KITS_FOLDER
     num_nodes = settings.federation.num_nodes
     policy = dataclasses.asdict(settings.simulation.node_policy)
@@ -42,6 +53,8 @@ def provision_simulated_kits(settings: RunSettings) -> RunSettings:
     else:
         for index in range(num_nodes):
             kits.write_policy(kits.simulated_node_kit(folder, index), policy)
+    if settings.secure.mode is ProtectionMode.ckks:
+        _provision_ckks_key(settings, folder)
     os.environ[SIMULATED_KITS_VARIABLE] = str(folder)
     return dataclasses.replace(settings, kit=str(folder / kits.COORDINATOR_KIT))
 
@@ -67,6 +80,15 @@ def check_simulated_policy(policy: NodePolicy, federation: FederationSettings, n
         f"{policy.secure.min_cohort} nodes, more than the {sampled} a round samples of federation.num_nodes="
         f"{federation.num_nodes}",
     )
+
+
+def _provision_ckks_key(settings: RunSettings, folder: Path) -> None:
+    """A fresh CKKS key for this run, made by a node in its kit and shared with the others' kits, as
+    units do; the coordinator's kit gets the public context only."""
+    nodes = [kits.simulated_node_kit(folder, index) for index in range(settings.federation.num_nodes)]
+    ckks_contexts.generate_context(settings.secure.ckks, nodes[0])
+    ckks_contexts.share_context(nodes[0], nodes, folder / kits.COORDINATOR_KIT)
+    print(f"{nodes[0].name} made this run's CKKS key; the other node kits share it", flush=True)
 
 
 def _complete(folder: Path, num_nodes: int) -> bool:

@@ -22,10 +22,9 @@ from fl_client.holdings import (
     partition_indices,
     split_holdout,
 )
-from fl_protocol.protection.ckks_contexts import generate_contexts
-from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
-from fl_protocol.settings import RunSettings, with_ckks_context_dir
-from fl_server.checkpoint import load_checkpoint
+from fl_protocol.protection.modes import PrivacyMode
+from fl_protocol.settings import RunSettings
+from fl_server.checkpoint import load_checkpoint, resumed_privacy_ledger
 from fl_server.strategy_factory import build_strategy
 from models import build_model
 
@@ -84,11 +83,6 @@ def preflight(settings: RunSettings) -> RunSettings:
                 f"local DP-SGD cannot train model {settings.model.name!r}: {problems[0]} (model=cnn can)",
             )
     build_strategy(settings)
-    if settings.secure.mode is ProtectionMode.ckks and not settings.secure.ckks.context_dir:
-        # A simulation provisions its own federation's contexts, never a shipped one.
-        directory = generate_contexts(settings.secure.ckks, Path(str(settings.output_dir)) / "ckks")
-        settings = with_ckks_context_dir(settings, directory)
-        print(f"generated this federation's CKKS contexts in {directory}", flush=True)
     if settings.checkpoint.resume_from:
-        load_checkpoint(Path(settings.checkpoint.resume_from))
+        resumed_privacy_ledger(settings, load_checkpoint(Path(settings.checkpoint.resume_from)))
     return provision_simulated_kits(settings)

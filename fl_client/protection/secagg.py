@@ -2,34 +2,48 @@
 
 Secrets never leave the node except as the protocol allows: private keys and the
 self-mask seed stay in the node's `Context.state`; shares leave only sealed to a
-neighbour; at unmasking a node reveals, per peer, either its share of the self-mask
+neighbour; at unmasking a node reveals, per neighbour, either its share of the self-mask
 seed or of the mask key, never both, and only for its own neighbours.
 
 The node assumes a coordinator and peers that may not follow the protocol (Bell et
-al. 2020, malicious model) and relies only on its kit (`fl_client.kit`):
+al. 2020 and Bonawitz et al. 2017, malicious model) and relies only on its kit
+(`fl_client.kit`):
 
 - the coordinator's run key must be signed by the coordinator key of the roster the
-  unit pinned; every peer's encryption key `c` and mask key `s` must be signed by that
-  peer's roster key, for this run and this round: no key a server made is ever used;
-- it answers each round id once, so shares sealed for one round never open in another;
+  unit pinned; every peer's encryption key `c`, mask key `s` and share box must be signed
+  by that peer's roster key, for this run and this round: no key a server made is used;
+- it answers each round id once, whatever run key the coordinator presents later, and a
+  new run key abandons the round in progress: shares sealed for one round never open in
+  another, and nothing sealed to an old key is disputed or revealed under a new one;
 - its policy's minimums stand whatever the coordinator asks: at least `min_peers`
   neighbours and a threshold of at least `min_threshold` (never below 2), so a server
-  cannot lift a node's masks by giving it no peers or by naming it alone as used. It
-  reveals nothing for a cohort below `min_cohort`, but that cohort is the one the server
-  states: until nodes check each other's view of it (the consistency round), a lying
-  server is held only by the threshold and `min_peers`.
+  cannot lift a node's masks by giving it no peers;
+- it reveals once per round, for one cohort (the set of nodes summed) that every member of
+  it, at least its policy's `min_cohort` distinct roster members, signed: all participants,
+  signed at stage 1 (the fast path, when nobody drops), or the one cohort it signs at the
+  consistency stage. A server that tells nodes different stories, or names a cohort too
+  small, gets nothing; two cohorts of a round never yield two sums, because each node
+  reveals once and a secret needs a majority of its holders. A node holding a CKKS key
+  skips the fast path and so signs one cohort a round: two decrypted sums of one round
+  would differ by one node's update;
+- it reveals a box's key only to answer an accusation its receiver signed, so a false
+  accuser is caught and a node that sealed a bad box is dropped.
 """
 
+import functools
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
-from fedtriage.errors import Refused
+from fedtriage.errors import FedtriageError, Refused
 from fl_client.kit import NodeKit
 from fl_protocol import records
 from fl_protocol.identity.keys import verify
-from fl_protocol.protection import messages
+from fl_protocol.protection import ckks_contexts, messages
+from fl_protocol.protection.modes import Weighting
 from fl_protocol.protection.secagg import keys, session, shamir
 from fl_protocol.protection.secagg.masks import mask_vector
 from fl_protocol.protection.secagg.neighbourhood import neighbours
@@ -40,12 +54,35 @@ from fl_protocol.settings.policy import NodePolicy
 
 _RUN_STATE = "secagg-run"
 _ROUND_STATE = "secagg-round"
+# Every round id this node drew secrets for, under any run key: each is answered once.
+_ANSWERED_STATE = "secagg-answered"
+# The last round this node unmasked: its id, participants, their roster keys and the cohort it signed.
+FINISHED_STATE = "secagg-finished"
 
 
 class ProtocolViolation(Refused):
     """The server asked for something the protocol does not allow; the node refuses."""
 
 
+_Stage = TypeVar("_Stage", bound=Callable[..., Any])
+
+
+def refuses_malformed(stage: _Stage) -> _Stage:
+    """A request whose records are missing, mistyped or malformed is refused, never a crash."""
+
+    @functools.wraps(stage)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return stage(*args, **kwargs)
+        except FedtriageError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            raise ProtocolViolation(f"a malformed request: {type(err).__name__}: {err}") from err
+
+    return checked  # type: ignore[return-value]
+
+
+@refuses_malformed
 def setup(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
     """Stage 0: check the coordinator's signed run key; keep (or make) this run's encryption key pair."""
     request = msg.content[messages.SETUP_RECORD]
@@ -54,6 +91,11 @@ def setup(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord)
         raise ProtocolViolation("the run key is not signed by the coordinator key of this node's roster")
     run = context.state.get(_RUN_STATE)
     if run is None or bytes(run["run-key-id"]) != run_key_id or bytes(run["server-pk"]) != server_pk:
+        # A new run key: any round in progress is abandoned with its secrets, so that nothing
+        # sealed to the old encryption key can be disputed or revealed under the new one.
+        for stale in (_ROUND_STATE, FINISHED_STATE):
+            if stale in context.state:
+                del context.state[stale]
         private = keys.new_private_key()
         run = ConfigRecord(
             {
@@ -61,7 +103,6 @@ def setup(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord)
                 "server-pk": server_pk,
                 "c-sk": keys.private_bytes(private),
                 "c-pk": keys.public_bytes(private),
-                "answered": [b""],  # round ids this node drew secrets for, under this key
             }
         )
         context.state[_RUN_STATE] = run
@@ -73,10 +114,16 @@ def setup(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord)
     return Message(RecordDict({messages.KEYS_RECORD: keys_record, records.NODE_INFO_KEY: node_info}), reply_to=msg)
 
 
+@refuses_malformed
 def share_keys(
     msg: Message, context: Context, settings: SecAggSettings, kit: NodeKit, node_info: ConfigRecord
 ) -> Message:
     """Stage 1: check the round, draw this round's secrets and seal shares of them for the neighbours."""
+    if settings.weighting is Weighting.examples and not kit.policy.secure.release_counts:
+        raise ProtocolViolation(
+            "the run's secure.secagg.weighting=examples would send this node's example counts inside the sum, "
+            "and its policy's secure.release_counts is false"
+        )
     run = _run_state(context)
     request = msg.content[messages.ROUND_RECORD]
     round_id = bytes(request["round-id"])
@@ -84,37 +131,45 @@ def share_keys(
     me = context.node_id
     roster_keys = _verified_participants(run, kit, me, participants, request)
     c_pks = dict(zip(participants, (bytes(pk) for pk in request["c-pks"])))
-    answered = [bytes(item) for item in run["answered"]]
+    answered_record = context.state.get(_ANSWERED_STATE) or ConfigRecord({"round-ids": [b""]})
+    answered = [bytes(item) for item in answered_record["round-ids"]]  # type: ignore[union-attr]
     if round_id in answered:
         raise ProtocolViolation("this node already drew secrets for that round id: a round id is answered once")
     degree = int(request["degree"]) or None
     holders = sorted(neighbours(participants, degree, round_id)[me] + [me])
     needed = node_threshold(len(holders), settings.threshold, kit.policy)
-    run["answered"] = [*answered, round_id]  # before any secret exists: a failure below burns the id too
+    _require_cohort_size(len(participants), kit)  # no cohort of this round can be larger
+    # Before any secret exists (a failure below burns the id too), and kept whatever run key comes next.
+    context.state[_ANSWERED_STATE] = ConfigRecord({"round-ids": [*answered, round_id]})
     points = session.share_points(participants)
 
     mask_key, self_seed = keys.new_private_key(), secrets.token_bytes(32)
     seed_shares = shamir.split(self_seed, needed, [points[h] for h in holders])
     key_shares = shamir.split(keys.private_bytes(mask_key), needed, [points[h] for h in holders])
-    c_sk = keys.load_private(bytes(run["c-sk"]))
     box_to: list[int] = []
     boxes: list[bytes] = []
+    box_secrets: list[bytes] = []
     own: tuple[bytes, bytes] = (b"", b"")
     for holder, seed_share, key_share in zip(holders, seed_shares, key_shares):
         if holder == me:
             own = (seed_share.y_bytes(), key_share.y_bytes())
             continue
-        box_key = keys.derive_key(c_sk, c_pks[holder], session.SHARE_BOX_PURPOSE, round_id)
+        box, box_secret = seal(c_pks[holder], seed_share.y_bytes() + key_share.y_bytes(), round_id, me, holder)
         box_to.append(holder)
-        boxes.append(seal(box_key, seed_share.y_bytes() + key_share.y_bytes(), round_id, me, holder))
+        boxes.append(box)
+        box_secrets.append(box_secret)
+    box_signatures = [kit.identity.sign(*session.box_signed(round_id, me, to, box)) for to, box in zip(box_to, boxes)]
 
     s_pk = keys.public_bytes(mask_key)
     commitment = session.seed_commitment(round_id, self_seed)
+    # The fast path: this node signs now that the sum may be over all participants, so that a round
+    # nobody drops out of needs no consistency stage. A node holding a CKKS key never does: it signs
+    # one cohort per round, so that no two cohorts of a round are complete (see `unmask`).
+    fast_cohort = ids_to_bytes(participants) if not has_ckks_key(kit) else b""
     context.state[_ROUND_STATE] = ConfigRecord(
         {
             "round-id": round_id,
             "participants": ids_to_bytes(participants),
-            "c-pks": [c_pks[node] for node in participants],
             "roster-keys": [roster_keys[node] for node in participants],
             "holders": ids_to_bytes(holders),
             "threshold": needed,
@@ -122,8 +177,12 @@ def share_keys(
             "b-seed": self_seed,
             "own-b": own[0],
             "own-s": own[1],
+            "box-to": ids_to_bytes(box_to),
+            "box-secrets": box_secrets or [b""],
+            "fast-cohort": fast_cohort,
         }
     )
+    cohort_signature = kit.identity.sign(*session.cohort_signed(round_id, fast_cohort)) if fast_cohort else b""
     box_to_bytes = ids_to_bytes(box_to)
     auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, *boxes)
     signature = kit.identity.sign(*session.round_keys_signed(round_id, me, s_pk, needed, commitment))
@@ -132,10 +191,12 @@ def share_keys(
             "s-pk": s_pk,
             "box-to": box_to_bytes,
             "boxes": boxes or [b""],
+            "box-sigs": box_signatures or [b""],
             "tag": auth,
             "threshold": needed,
             "b-commit": commitment,
             "s-sig": signature,
+            "cohort-sig": cohort_signature,
         }
     )
     return Message(RecordDict({messages.SHARES_RECORD: shares, records.NODE_INFO_KEY: node_info}), reply_to=msg)
@@ -152,14 +213,16 @@ def node_threshold(holders: int, fraction: float, policy: NodePolicy) -> int:
     return max(session.threshold(holders, fraction), policy.secure.min_threshold)
 
 
+@refuses_malformed
 def masked(
     msg: Message,
     context: Context,
+    kit: NodeKit,
     contribution: np.ndarray,
     node_info: ConfigRecord,
     attachments: list[bytes] | None = None,
 ) -> Message:
-    """Stage 2: open the neighbours' boxes, then send the masked contribution.
+    """Stage 2: open the neighbours' signed boxes, then send the masked contribution.
 
     `attachments` (CKKS ciphertexts) travel with the masked vector under the same tag.
     """
@@ -168,20 +231,25 @@ def masked(
     round_id = bytes(state["round-id"])
     me = context.node_id
     holders = set(ids_from_bytes(bytes(state["holders"])))
-    c_sk = keys.load_private(bytes(run["c-sk"]))
-    participants = ids_from_bytes(bytes(state["participants"]))
-    c_pks = dict(zip(participants, (bytes(pk) for pk in state["c-pks"])))
+    roster_keys = _roster_keys(state)
+    senders = ids_from_bytes(bytes(request["box-from"]))
+    boxes = [bytes(box) for box in request["boxes"]][: len(senders)]
+    box_signatures = [bytes(sig) for sig in request["box-sigs"]][: len(senders)]
+    if len(boxes) != len(senders) or len(box_signatures) != len(senders) or len(set(senders)) != len(senders):
+        raise ProtocolViolation("the server's share boxes, senders and signatures do not line up")
     received_from: list[int] = []
     received: list[bytes] = []
     bad: list[int] = []
-    for sender, box in zip(ids_from_bytes(bytes(request["box-from"])), request["boxes"]):
-        if sender not in holders or sender not in c_pks:
+    for sender, box, signature in zip(senders, boxes, box_signatures):
+        if sender not in holders or sender == me:
             raise ProtocolViolation(f"a share box from node {sender}, who is no neighbour")
-        box_key = keys.derive_key(c_sk, c_pks[sender], session.SHARE_BOX_PURPOSE, round_id)
+        if not verify(roster_keys[sender], signature, *session.box_signed(round_id, sender, me, box)):
+            # Its sender signs every box: an unsigned one was made or altered on the way.
+            raise ProtocolViolation(f"the share box from node {sender} is not the one its sender signed")
         try:
-            plaintext = open_box(box_key, bytes(box), round_id, sender, me)
+            plaintext = open_box(bytes(run["c-sk"]), box, round_id, sender, me)
         except TamperedBox:
-            bad.append(sender)
+            bad.append(sender)  # signed by its sender yet unreadable: the sender is accused
             continue
         received_from.append(sender)
         received.append(plaintext)
@@ -199,16 +267,21 @@ def masked(
             vector -= pairwise
     state["masked-sent"] = True  # its seeds mask this one vector only (see `masks`)
     bad_bytes = ids_to_bytes(bad)
+    accusations = [kit.identity.sign(*session.accusation_signed(round_id, me, sender)) for sender in bad]
     attachments = attachments or []
+    # Signed, so that the node that decrypts (CKKS) can check whose ciphertexts it adds.
+    attachments_signature = kit.identity.sign(*session.attachments_signed(round_id, me, attachments))
     auth = keys.tag(
-        _auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes,
+        _auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes, *accusations,
         len(attachments).to_bytes(8, "big"), *attachments,
     )
     record = ConfigRecord(
         {
             "bad-senders": bad_bytes,
+            "accusations": accusations or [b""],
             "attachments": attachments or [b""],
             "attachment-count": len(attachments),
+            "attachments-sig": attachments_signature,
             "tag": auth,
         }
     )
@@ -222,32 +295,88 @@ def masked(
     return Message(content, reply_to=msg)
 
 
-def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
-    """Stage 3: reveal self-mask shares of used nodes and key shares of dropped ones."""
-    run, state = _run_state(context), _round_state(context, msg.content[messages.UNMASK_RECORD])
-    request = msg.content[messages.UNMASK_RECORD]
+@refuses_malformed
+def dispute(msg: Message, context: Context, node_info: ConfigRecord) -> Message:
+    """Answer accusations: reveal the key of each box whose receiver signed that it does not open.
+
+    A box's key opens that one box: what its receiver already holds, if the receiver is
+    honest; so a signed accusation is the only reason this node reveals one.
+    """
+    run, request = _run_state(context), msg.content[messages.DISPUTE_RECORD]
+    state = _round_state(context, request)
     round_id = bytes(state["round-id"])
     me = context.node_id
-    used = set(ids_from_bytes(bytes(request["used"])))
-    dropped = set(ids_from_bytes(bytes(request["dropped"])))
-    cohort = set(ids_from_bytes(bytes(request["cohort"])))
-    if used & dropped:
-        raise ProtocolViolation("the server asked for both secrets of the same node")
+    accusers = ids_from_bytes(bytes(request["accusers"]))
+    signatures = [bytes(sig) for sig in request["accusations"]][: len(accusers)]
+    box_to = ids_from_bytes(bytes(state["box-to"]))
+    secrets_by_receiver = dict(zip(box_to, (bytes(secret) for secret in state["box-secrets"])))
+    roster_keys = _roster_keys(state)
+    if len(signatures) != len(accusers) or len(set(accusers)) != len(accusers):
+        raise ProtocolViolation("the server's accusers and accusations do not line up")
+    revealed: list[bytes] = []
+    for accuser, signature in zip(accusers, signatures):
+        if accuser not in secrets_by_receiver:
+            raise ProtocolViolation(f"node {accuser} received no box from this node")
+        if not verify(roster_keys[accuser], signature, *session.accusation_signed(round_id, accuser, me)):
+            raise ProtocolViolation(f"node {accuser} did not sign an accusation against this node")
+        revealed.append(secrets_by_receiver[accuser])
+    auth = keys.tag(_auth_key(run), b"dispute", round_id, ids_to_bytes(accusers), *revealed)
+    reply = ConfigRecord({"to": ids_to_bytes(accusers), "box-secrets": revealed or [b""], "tag": auth})
+    return Message(RecordDict({messages.DISPUTE_REPLY: reply, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+
+
+@refuses_malformed
+def sign_cohort(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
+    """Stage 3: sign the cohort the server names, once per round (besides the fast path's at stage 1)."""
+    run, request = _run_state(context), msg.content[messages.COHORT_RECORD]
+    state = _round_state(context, request)
+    round_id = bytes(state["round-id"])
+    cohort_bytes = bytes(request["cohort"])
+    cohort = ids_from_bytes(cohort_bytes)
+    if not state.get("masked-sent", False):
+        raise ProtocolViolation("this node sent no masked vector for this round: it is in no cohort")
+    if "cohort" in state and bytes(state["cohort"]) != cohort_bytes:
+        raise ProtocolViolation("this node already signed another cohort for this round")
+    if ids_to_bytes(sorted(set(cohort))) != cohort_bytes or context.node_id not in cohort:
+        raise ProtocolViolation("the server's cohort is not a sorted set of nodes that includes this node")
+    if not set(cohort) <= set(ids_from_bytes(bytes(state["participants"]))):
+        raise ProtocolViolation("the server's cohort names nodes that did not take part in this round")
+    _require_cohort_size(len(cohort), kit)
+    state["cohort"] = cohort_bytes
+    signature = kit.identity.sign(*session.cohort_signed(round_id, cohort_bytes))
+    auth = keys.tag(_auth_key(run), b"cohort", round_id, cohort_bytes, signature)
+    reply = ConfigRecord({"signature": signature, "tag": auth})
+    return Message(RecordDict({messages.COHORT_SIGNATURE: reply, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+
+
+@refuses_malformed
+def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
+    """Stage 4: for the cohort this node and every other member signed, reveal self-mask shares of
+    its members and mask-key shares of the neighbours outside it."""
+    run, request = _run_state(context), msg.content[messages.UNMASK_RECORD]
+    state = _round_state(context, request)
+    round_id = bytes(state["round-id"])
+    me = context.node_id
+    cohort_bytes = bytes(request["cohort"])
+    if not state.get("masked-sent", False):
+        raise ProtocolViolation("this node sent no masked vector for this round: it reveals nothing for it")
+    if cohort_bytes not in (state.get("cohort", b""), state.get("fast-cohort", b"")) or not cohort_bytes:
+        raise ProtocolViolation("this node did not sign that cohort for this round")
+    cohort = set(ids_from_bytes(cohort_bytes))
+    signers = _cohort_signers(state, request, cohort_bytes)
+    if signers != cohort or len(cohort) < kit.policy.secure.min_cohort:
+        # Every member checked its own minimum when it signed; all must have.
+        raise ProtocolViolation(
+            f"only {len(signers)} of the {len(cohort)} members of the cohort signed it; this node reveals once "
+            f"all have (and at least its policy's secure.min_cohort={kit.policy.secure.min_cohort})"
+        )
     holders = set(ids_from_bytes(bytes(state["holders"])))
-    if not (used | dropped) <= holders:
-        raise ProtocolViolation("the server asked about nodes that are not this node's neighbours")
-    if len(used & holders) < int(state["threshold"]):
+    used, dropped = holders & cohort, holders - cohort
+    if len(used) < int(state["threshold"]):
         # Else a server naming one node used and its neighbours dropped could rebuild all its masks.
         raise ProtocolViolation(
-            f"only {len(used & holders)} of this node's share holders (itself included) were used; "
+            f"only {len(used)} of this node's share holders (itself included) are in the cohort; "
             f"revealing needs at least the threshold of {int(state['threshold'])}"
-        )
-    if not used <= cohort or cohort & dropped or not cohort <= set(ids_from_bytes(bytes(state["participants"]))):
-        raise ProtocolViolation("the server's cohort does not match the nodes it calls used and dropped")
-    if len(cohort) < kit.policy.secure.min_cohort:
-        raise ProtocolViolation(
-            f"the sum would cover {len(cohort)} nodes; this node's policy's secure.min_cohort is "
-            f"{kit.policy.secure.min_cohort}"
         )
     shares = {me: (bytes(state["own-b"]), bytes(state["own-s"]))}
     for sender, plaintext in zip(ids_from_bytes(bytes(state.get("received-from", b""))), state.get("received", [])):
@@ -256,7 +385,12 @@ def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord
     key_from = sorted(node for node in dropped if node in shares)
     seed_ys = [shares[node][0] for node in seed_from]
     key_ys = [shares[node][1] for node in key_from]
-    del context.state[_ROUND_STATE]  # one unmasking per round: nothing more to reveal
+    # One unmasking per round: nothing more to reveal. What is kept says which sum this node
+    # may still decrypt (CKKS), once.
+    context.state[FINISHED_STATE] = ConfigRecord(
+        {**{key: state[key] for key in ("round-id", "participants", "roster-keys")}, "cohort": cohort_bytes}
+    )
+    del context.state[_ROUND_STATE]
     auth = keys.tag(
         _auth_key(run), b"unmask", round_id, ids_to_bytes(seed_from), *seed_ys, ids_to_bytes(key_from), *key_ys,
     )
@@ -272,6 +406,34 @@ def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord
     return Message(RecordDict({messages.REVEAL_RECORD: reveal, records.NODE_INFO_KEY: node_info}), reply_to=msg)
 
 
+def _cohort_signers(state: ConfigRecord, request: ConfigRecord, cohort_bytes: bytes) -> set[int]:
+    """The distinct cohort members whose roster keys signed this very cohort for this round."""
+    cohort = set(ids_from_bytes(cohort_bytes))
+    signers = ids_from_bytes(bytes(request["signers"]))
+    signatures = [bytes(sig) for sig in request["signatures"]][: len(signers)]
+    signed = session.cohort_signed(bytes(state["round-id"]), cohort_bytes)
+    roster_keys = _roster_keys(state)
+    return {
+        signer
+        for signer, signature in zip(signers, signatures)
+        if signer in cohort and verify(roster_keys[signer], signature, *signed)
+    }
+
+
+def has_ckks_key(kit: NodeKit) -> bool:
+    """Whether this node can decrypt CKKS sums: then it signs one cohort per round, never two."""
+    return (kit.path / ckks_contexts.SECRET_FILE).is_file()
+
+
+def _require_cohort_size(size: int, kit: NodeKit) -> None:
+    if size < kit.policy.secure.min_cohort:
+        raise ProtocolViolation(
+            f"the sum would cover {size} nodes; this node's policy's secure.min_cohort is "
+            f"{kit.policy.secure.min_cohort}"
+        )
+
+
+@refuses_malformed
 def check_masking_request(msg: Message, context: Context) -> None:
     """Refuse a stage-2 request the protocol does not allow, before the node does any work for it."""
     _masking_request(msg, context)
@@ -302,6 +464,8 @@ def _verified_participants(
         signed = (run_key_id, server_pk, id_bytes(node), name.encode(), c_pk)
         if not verify(roster_key, signature, session.NODE_RUN_KEY, *signed):
             raise ProtocolViolation(f"the key of participant {name!r} is not signed by its roster key")
+        if not keys.usable_public(c_pk):
+            raise ProtocolViolation(f"participant {name!r} signed an encryption key no exchange can use")
         roster_keys[node] = roster_key
     if me not in participants:
         raise ProtocolViolation(f"node {me} is not among this round's participants")
@@ -351,12 +515,24 @@ def _check_mask_keys(
     commitments = [bytes(value) for value in request["peer-commits"]][: len(peers)]
     if not len(signatures) == len(thresholds) == len(commitments) == len(peers):
         raise ProtocolViolation("the server sent fewer mask-key signatures than peers")
-    participants = ids_from_bytes(bytes(state["participants"]))
-    roster_keys = dict(zip(participants, (bytes(key) for key in state["roster-keys"])))
+    roster_keys = _roster_keys(state)
     for peer, s_pk, signature, needed, commitment in zip(peers, s_pks, signatures, thresholds, commitments):
         signed = session.round_keys_signed(round_id, peer, s_pk, needed, commitment)
         if not verify(roster_keys[peer], signature, *signed):
             raise ProtocolViolation(f"the mask key of node {peer} is not signed by its roster key for this round")
+        if not keys.usable_public(s_pk):
+            raise ProtocolViolation(f"node {peer} signed a mask key no exchange can use")
+
+
+def roster_keys(state: ConfigRecord) -> dict[int, bytes]:
+    """Participant -> roster key, from a round's (or a finished round's) state."""
+    return _roster_keys(state)
+
+
+def _roster_keys(state: ConfigRecord) -> dict[int, bytes]:
+    """Participant -> the roster key its round keys were checked against at stage 1."""
+    participants = ids_from_bytes(bytes(state["participants"]))
+    return dict(zip(participants, (bytes(key) for key in state["roster-keys"])))
 
 
 def auth_key(context: Context) -> bytes:

@@ -12,7 +12,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message
 
 from fl_client.holdings import HoldingsReport
-from fl_client.kit import node_kit
+from fl_client.kit import NodeKit, node_kit
 from fl_client.protection import ckks, secagg
 from fl_client.protection.contribution import encode_contribution
 from fl_client.protection.release import UpdateProtectionError
@@ -24,6 +24,10 @@ from fl_protocol.settings import NodeSettings
 from models import EvaluationResult
 
 logger = logging.getLogger("fedtriage.client")
+
+# The relative error of its own quantized update above which a node warns: the secure mean
+# should stay within this of the plaintext mean.
+UPDATE_ERROR_WARNING = 1e-3
 
 # Set in a node's Context.state once its holdings summary has been logged.
 _LOGGED_STATE_KEY = "fedtriage-holdings-logged"
@@ -61,6 +65,10 @@ class SecAggNode:
             self._require_session(msg, context)
             self._log_holdings(context, work.holdings_report())
             return self._contribute(msg, context, work.evaluate(), None)
+        if message_type == messages.SECAGG_DISPUTE:
+            return secagg.dispute(msg, context, self._node_info)
+        if message_type == messages.SECAGG_CONSISTENCY:
+            return secagg.sign_cohort(msg, context, node_kit(context.node_config), self._node_info)
         if message_type == messages.SECAGG_UNMASK:
             return secagg.unmask(msg, context, node_kit(context.node_config), self._node_info)
         raise secagg.ProtocolViolation(f"secure.mode={self._settings.secure.mode} has no stage {message_type}")
@@ -82,10 +90,18 @@ class SecAggNode:
                 "are counted in the round's report",
                 contribution.encoded.out_of_range, settings.secure.secagg.clip_range,
             )
-        attachments = self._attachments(contribution.encrypted_update)
-        return secagg.masked(msg, context, contribution.encoded.vector, self._node_info, attachments)
+        if contribution.update_error > UPDATE_ERROR_WARNING:
+            logger.warning(
+                "this node's update may lose up to %.2g of its size to quantization (more than %g): raise "
+                "secure.secagg.quantization_bits, lower secure.secagg.clip_range, or under secure.secagg.weighting="
+                "examples lower secure.secagg.max_weight towards this node's example count",
+                contribution.update_error, UPDATE_ERROR_WARNING,
+            )
+        kit = node_kit(context.node_config)
+        attachments = self._attachments(contribution.encrypted_update, kit)
+        return secagg.masked(msg, context, kit, contribution.encoded.vector, self._node_info, attachments)
 
-    def _attachments(self, encrypted_update: np.ndarray) -> list[bytes] | None:
+    def _attachments(self, encrypted_update: np.ndarray, kit: NodeKit) -> list[bytes] | None:
         """What travels beside the masked vector under its tag (none in this mode)."""
         return None
 
@@ -106,14 +122,15 @@ class SecAggNode:
 
 
 class CkksNode(SecAggNode):
-    """Mode `ckks`: the chosen layers encrypted under CKKS, the rest as in `secagg`; one node decrypts sums."""
+    """Mode `ckks`: the chosen layers encrypted under CKKS, the rest as in `secagg`; a cohort member
+    decrypts the cohort's sum."""
 
     def query(self, msg: Message, context: Context, work: NodeWork) -> Message:
         if msg.metadata.message_type == messages.CKKS_DECRYPT:
-            return ckks.decrypt_sum(msg, context, self._settings.secure.ckks, self._node_info)
+            return ckks.decrypt_sum(msg, context, node_kit(context.node_config), self._node_info)
         return super().query(msg, context, work)
 
-    def _attachments(self, encrypted_update: np.ndarray) -> list[bytes] | None:
+    def _attachments(self, encrypted_update: np.ndarray, kit: NodeKit) -> list[bytes] | None:
         if not encrypted_update.size:
             return None
-        return ckks.encrypt(encrypted_update, self._settings.secure.ckks)
+        return ckks.encrypt(encrypted_update, self._settings.secure.ckks, kit)

@@ -13,12 +13,16 @@ SECAGG_SETUP = f"{MessageType.QUERY}.secagg_setup"
 SECAGG_SHARE_KEYS = f"{MessageType.QUERY}.secagg_share_keys"
 SECAGG_TRAIN = MessageType.TRAIN
 SECAGG_EVALUATE = f"{MessageType.QUERY}.secagg_evaluate"
+SECAGG_DISPUTE = f"{MessageType.QUERY}.secagg_dispute"
+SECAGG_CONSISTENCY = f"{MessageType.QUERY}.secagg_consistency"
 SECAGG_UNMASK = f"{MessageType.QUERY}.secagg_unmask"
 # CKKS mode: one node decrypts the summed ciphertexts.
 CKKS_DECRYPT = f"{MessageType.QUERY}.ckks_decrypt"
 
 # The protocol's own queries, in the order a round uses them: a protected node answers all.
-QUERIES = (SECAGG_SETUP, SECAGG_SHARE_KEYS, SECAGG_EVALUATE, SECAGG_UNMASK, CKKS_DECRYPT)
+QUERIES = (
+    SECAGG_SETUP, SECAGG_SHARE_KEYS, SECAGG_EVALUATE, SECAGG_DISPUTE, SECAGG_CONSISTENCY, SECAGG_UNMASK, CKKS_DECRYPT
+)
 
 # Record names inside messages.
 SETUP_RECORD = "secagg-setup"
@@ -28,6 +32,10 @@ SHARES_RECORD = "secagg-shares"
 PEERS_RECORD = "secagg-peers"
 MASKED_RECORD = "secagg-masked"
 MASKED_ARRAYS = "secagg-vector"
+DISPUTE_RECORD = "secagg-dispute"
+DISPUTE_REPLY = "secagg-dispute-reply"
+COHORT_RECORD = "secagg-cohort"
+COHORT_SIGNATURE = "secagg-cohort-signature"
 UNMASK_RECORD = "secagg-unmask"
 REVEAL_RECORD = "secagg-reveal"
 CKKS_SUM_RECORD = "ckks-sum"

@@ -32,3 +32,14 @@ class PrivacyMode(StrEnum):
     central = "central"
     # Every node runs DP-SGD (Opacus) with a budget of its own.
     local_dpsgd = "local_dpsgd"
+
+
+class Weighting(StrEnum):
+    """How a secure round weights each node's update in the mean."""
+
+    # Every node that trained counts once: no example count ever leaves a node.
+    equal = "equal"
+    # By example count (capped at secure.secagg.max_weight), like FedAvg: the counts travel
+    # inside the sum, and a coordinator that varies the cohort can solve for them, so a node
+    # sends them only if its own policy allows (policy secure.release_counts).
+    examples = "examples"

@@ -28,7 +28,7 @@ from fl_protocol.settings.protection import (
     SecAggSettings,
     UpdateProtectionSettings,
 )
-from fl_protocol.settings.run import NodeSettings, RunSettings, settings_from_mapping, with_ckks_context_dir
+from fl_protocol.settings.run import NodeSettings, RunSettings, settings_from_mapping
 
 __all__ = [
     "CheckpointSettings",
@@ -49,5 +49,4 @@ __all__ = [
     "TrainSettings",
     "UpdateProtectionSettings",
     "settings_from_mapping",
-    "with_ckks_context_dir",
 ]

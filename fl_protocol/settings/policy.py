@@ -29,6 +29,16 @@ class SecurePolicy:
     min_peers: int
     min_threshold: int
     min_cohort: int
+    # Send exact example counts inside the sum (secure.secagg.weighting=examples)?
+    release_counts: bool
+
+
+@dataclass
+class CkksPolicy:
+    """CKKS: what the node adds to a sum it decrypts."""
+
+    # Std of the Gaussian noise added to every decrypted value.
+    decryption_noise_std: float
 
 
 @dataclass
@@ -36,6 +46,7 @@ class NodePolicy:
     """Everything a node decides for itself."""
 
     secure: SecurePolicy
+    ckks: CkksPolicy
 
 
 def check_node_policy(policy: NodePolicy, where: str = "policy") -> None:
@@ -54,6 +65,8 @@ def check_node_policy(policy: NodePolicy, where: str = "policy") -> None:
         f"{where}.secure.min_peers={secure.min_peers} guarantees",
     )
     require(secure.min_cohort >= 2, f"{where}.secure.min_cohort", f"must be >= 2, got {secure.min_cohort}")
+    noise = policy.ckks.decryption_noise_std
+    require(noise > 0, f"{where}.ckks.decryption_noise_std", f"must be > 0, got {noise}")
 
 
 def default_policy_document() -> dict[str, Any]:

@@ -7,12 +7,14 @@ Schemas and range checks of `secure.*` and `privacy.*`; the modes themselves are
 import math
 from dataclasses import dataclass
 
-from configs.compose import path_field, require
-from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
+from configs.compose import require
+from fl_protocol.protection.modes import PrivacyMode, ProtectionMode, Weighting
 
 # SEAL's largest total coefficient modulus (bits) per CKKS polynomial modulus degree, at
 # 128-bit security; the degrees fedtriage accepts.
 CKKS_MAX_COEFF_MOD_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
+# Most bits per quantized secure-aggregation value (a float32 update has 24 significant bits).
+MAX_QUANTIZATION_BITS = 24
 
 
 @dataclass
@@ -21,15 +23,33 @@ class SecAggSettings:
 
     # Shares needed to rebuild a node's secrets, as a fraction (> 0.5) of its k + 1 holders.
     threshold: float
-    quantization_bits: int
+    # Bits per quantized value; None: the most the federation's size allows (`bits_for`).
+    quantization_bits: int | None
     # Each value of a node's weighted update must lie in [-clip_range, clip_range].
     clip_range: float
-    # A node's weight is min(examples, max_weight) / max_weight.
+    # weighting=examples: a node's weight is min(examples, max_weight) / max_weight.
     max_weight: int
     # Bound of the training and evaluation losses carried in the secure vector.
     metric_bound: float
     # Graph degree k (even); null: every node neighbours every other (classic SecAgg).
     neighbours: int | None = None
+    # equal (no count leaves a node) or examples (counts travel in the sum; nodes must allow it).
+    weighting: Weighting = Weighting.equal
+
+    def bits_for(self, max_contributors: int) -> int:
+        """Bits per value: as set, or the most that keep `max_contributors` summed values within 32 bits.
+
+        The masked vector is uint32 whatever the bits, so more bits cost nothing on the wire
+        and make the secure mean closer to the plaintext one.
+        """
+        if self.quantization_bits is not None:
+            return self.quantization_bits
+        return min(MAX_QUANTIZATION_BITS, 32 - math.ceil(math.log2(max_contributors + 1)))
+
+    @property
+    def weight_scale(self) -> int:
+        """What a node's exact weight is divided by: its weight in the mean is at most 1."""
+        return 1 if self.weighting is Weighting.equal else self.max_weight
 
 
 @dataclass
@@ -41,8 +61,6 @@ class CkksSettings:
     global_scale_bits: int
     # Layer-name prefixes encrypted under CKKS; the rest goes through SecAgg. null: all.
     encrypted_layers: list[str] | None = None
-    # Folder with the federation's CKKS contexts; null: generated at the start of a simulation.
-    context_dir: str | None = path_field()
 
 
 @dataclass
@@ -82,11 +100,12 @@ def check_update_protection(secure: UpdateProtectionSettings, num_nodes: int) ->
         )
     require(0.5 < sec.threshold <= 1.0, "secure.secagg.threshold", f"must be in (0.5, 1], got {sec.threshold}")
     headroom = 32 - math.ceil(math.log2(num_nodes + 1))
+    bits = sec.bits_for(num_nodes)
     require(
-        8 <= sec.quantization_bits <= min(24, headroom),
+        8 <= bits <= min(MAX_QUANTIZATION_BITS, headroom),
         "secure.secagg.quantization_bits",
-        f"must be in [8, {min(24, headroom)}] so that the sum over {num_nodes} nodes fits 32 bits, "
-        f"got {sec.quantization_bits}",
+        f"must be in [8, {min(MAX_QUANTIZATION_BITS, headroom)}] so that the sum over {num_nodes} nodes fits 32 "
+        f"bits, got {bits}",
     )
     require(sec.clip_range > 0, "secure.secagg.clip_range", f"must be > 0, got {sec.clip_range}")
     require(

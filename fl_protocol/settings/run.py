@@ -115,9 +115,3 @@ def settings_from_mapping(
         absolute_paths(settings, base)
     settings.check()
     return settings
-
-
-def with_ckks_context_dir(settings: RunSettings, context_dir: Path) -> RunSettings:
-    """`settings` using the federation's CKKS contexts in `context_dir`."""
-    ckks = dataclasses.replace(settings.secure.ckks, context_dir=str(context_dir))
-    return dataclasses.replace(settings, secure=dataclasses.replace(settings.secure, ckks=ckks))

@@ -18,6 +18,7 @@ from flwr.serverapp.strategy import Strategy
 from fl_protocol import records
 from fl_protocol.protection.modes import ProtectionMode
 from fl_server.node_exchange import NodeExchange
+from fl_server.protection.central_dp import CentralPrivacy
 
 
 @dataclass
@@ -54,6 +55,9 @@ class UpdateAggregation(Protocol):
     # True: nodes evaluate the model they receive while training, so a separate
     # evaluation exchange is needed only after the last round.
     evaluates_received_model: bool
+    # Central DP's noise and ledger (secure modes under privacy=central), else None: its
+    # ledger goes into every checkpoint and is restored on resume.
+    privacy: CentralPrivacy | None
 
     def train_round(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord

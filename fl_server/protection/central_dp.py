@@ -6,7 +6,8 @@ sum before the strategy sees it. One node changes that sum by at most `clip_norm
 so each round is a sampled Gaussian mechanism; Opacus's RDP accountant composes them
 (sampling rate: the nodes a round samples over the nodes connected when it samples,
 as Flower's strategies sample). Noise is drawn from a generator seeded by the OS,
-never from the run's seed.
+never from the run's seed. The ledger (the accountant's history) travels in every
+checkpoint and is restored on resume, so a resumed run goes on from what was spent.
 """
 
 import copy
@@ -17,6 +18,10 @@ import numpy as np
 from opacus.accountants import RDPAccountant
 
 from fl_protocol.settings import RunSettings
+
+# One composed release: (noise multiplier, sampling rate, steps), as Opacus's RDP accountant keeps it
+# (the same entries a checkpoint carries, `fl_server.checkpoint.LedgerEntry`).
+LedgerEntry = tuple[float, float, int]
 
 
 class CentralPrivacy:
@@ -41,9 +46,10 @@ class CentralPrivacy:
 
         The mean update the sampled nodes can send has an L2 norm of at most `clip_norm`;
         the noise on it has a norm of about `std * sqrt(values) / total weight`, and the
-        total weight is at most the number of nodes (each at most 1, less when
-        `secure.secagg.max_weight` exceeds its example count). A model learns nothing from
-        rounds whose noise is larger than their signal even in that best case.
+        total weight is at most the number of nodes (exactly that under
+        `secure.secagg.weighting=equal`; less under `examples` when `max_weight` exceeds a
+        node's example count). A model learns nothing from rounds whose noise is larger
+        than their signal even in that best case.
         """
         ratio = self._noise_multiplier * math.sqrt(update_values) / max(sampled, 1)
         if ratio <= 1:
@@ -52,9 +58,8 @@ class CentralPrivacy:
         return (
             f"privacy=central: the noise added to each round's mean update is about {ratio:.0f} times the largest "
             f"update {sampled} nodes can send (noise std {self._std:g} over {update_values:,} values, even with "
-            f"every node at full weight), so the model will not learn; raise the cohort towards {needed:,} nodes "
-            "(with secure.secagg.max_weight near their example counts), lower privacy.noise_multiplier (weaker "
-            "privacy), or train a smaller model"
+            f"every node at full weight), so the model will not learn; raise the cohort towards {needed:,} nodes, "
+            "lower privacy.noise_multiplier (weaker privacy), or train a smaller model"
         )
 
     def refuses_round(self, server_round: int, connected: int) -> str | None:
@@ -70,6 +75,14 @@ class CentralPrivacy:
                 f"(delta={self._delta:g})"
             )
         return None
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every release accounted so far, for the checkpoint: without it a resumed run would start at 0."""
+        return [(float(noise), float(rate), int(steps)) for noise, rate, steps in self._accountant.history]
+
+    def resume(self, ledger: list[LedgerEntry]) -> None:
+        """Continue from a checkpoint's ledger: epsilon and the budget stop count what was already spent."""
+        self._accountant.history = [(float(noise), float(rate), int(steps)) for noise, rate, steps in ledger]
 
     def add_noise(self, update_sum: np.ndarray) -> np.ndarray:
         return update_sum + self._rng.normal(0.0, self._std, size=update_sum.shape)

@@ -2,9 +2,10 @@
 
 Each round is a SecAgg+ session as in `secagg` (counts, metrics and any
 layers not encrypted travel masked); the encrypted layers arrive as CKKS ciphertexts
-under a key only nodes hold. The server adds the ciphertexts of the nodes whose
-masked vectors it uses, with a public context that cannot decrypt, and asks one of
-those nodes to decrypt the sum.
+under a key only nodes hold, each signed by its sender. The server checks that the
+cohort's ciphertexts add up (public context, no secret key) and sends them, with their
+signatures, to a node of the cohort, which adds them itself and decrypts only that sum,
+once per round (`fl_client.protection.ckks`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,9 @@ from fl_protocol.protection import array_vector, messages
 from fl_protocol.protection.ckks_contexts import server_context, slot_count
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.protection.secagg import keys, session
+from fl_protocol.protection.secagg.wire import ids_to_bytes
 from fl_protocol.settings import RunSettings
+from fl_server.kit import coordinator_kit
 from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import TrainOutcome
 from fl_server.protection.secagg import SecAggAggregation
@@ -41,7 +44,7 @@ class CkksAggregation(SecAggAggregation):
     def __init__(self, settings: RunSettings) -> None:
         super().__init__(settings)
         self._ckks = settings.secure.ckks
-        self._public = server_context(self._ckks)
+        self._public = server_context(coordinator_kit(settings).path)
         self._slots = slot_count(self._ckks)
         self._round_expansion: float | None = None
 
@@ -76,21 +79,30 @@ class CkksAggregation(SecAggAggregation):
     def _decrypted_sum(self, exchange: NodeExchange, result: SessionResult, count: int) -> tuple[np.ndarray, float]:
         """The decrypted sum of the used nodes' ciphertexts, and their expansion (bytes per float32 byte)."""
         contributions = {exchange.label_of(node): result.attachments[node] for node in result.used}
-        sums = summed_ciphertexts(self._public, contributions, chunk_sizes(count, self._slots))
-        chunks = [vector.serialize() for vector in sums]
+        summed_ciphertexts(self._public, contributions, chunk_sizes(count, self._slots))  # they add, or CkksError
         expansion = sum(len(c) for c in result.attachments[result.used[0]]) / (4 * count)
-        request = RecordDict({messages.CKKS_SUM_RECORD: ConfigRecord({"chunks": chunks, "length": count})})
-        for node in result.used:  # the first node that answers correctly decrypts
+        senders = result.used
+        chunks = [chunk for node in senders for chunk in result.attachments[node]]
+        record = ConfigRecord(
+            {
+                "round-id": result.round_id,
+                "senders": ids_to_bytes(senders),
+                "chunks": chunks,
+                "signatures": [result.attachment_signatures[node] for node in senders],
+                "length": count,
+            }
+        )
+        request = RecordDict({messages.CKKS_SUM_RECORD: record})
+        for node in senders:  # the first node that answers correctly decrypts; each decrypts once a round
             message = Message(request, dst_node_id=node, message_type=messages.CKKS_DECRYPT)
             for reply in exchange.send_and_receive([message], "ckks-decrypt"):
                 values = reply.content[messages.CKKS_PLAIN_SUM]["sum"].numpy()
                 tag = bytes(reply.content[messages.CKKS_SUM_RECORD]["tag"])
                 if values.shape == (count,) and keys.verify_tag(
-                    self.run_keys.auth_key(node), tag, b"ckks-decrypt", len(chunks).to_bytes(8, "big"), *chunks,
-                    values.tobytes(),
+                    self.run_keys.auth_key(node), tag, b"ckks-decrypt", result.round_id, values.tobytes()
                 ):
                     return values, expansion
-        raise CkksError("no node decrypted the summed ciphertexts")
+        raise CkksError("no node of the cohort decrypted the sum of its ciphertexts")
 
 
 def chunk_sizes(count: int, slots: int) -> list[int]:

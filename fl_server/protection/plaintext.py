@@ -10,6 +10,7 @@ from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings import RunSettings
 from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import EvaluationOutcome, TrainOutcome, scalar_metrics
+from fl_server.protection.central_dp import CentralPrivacy
 
 logger = logging.getLogger("fedtriage.server")
 
@@ -23,6 +24,7 @@ class PlaintextAggregation:
 
     mode = ProtectionMode.plaintext
     evaluates_received_model = False
+    privacy: CentralPrivacy | None = None  # central DP needs a secure sum
 
     def __init__(self, settings: RunSettings | None = None) -> None:
         logger.warning(

@@ -1,9 +1,11 @@
 """Mode `secagg`: the strategy sees only the securely aggregated weighted mean.
 
-Each round is one SecAgg+ session (`secagg_session`). Nodes send their weighted
-model delta, example counts, losses and the evaluation of the model they received,
-all inside the masked vector, so the server learns sums over the surviving nodes
-and nothing about any single node, not even how many examples it holds.
+Each round is one SecAgg+ session (`secagg_session`). Nodes send their model delta,
+losses and the evaluation of the model they received, all inside the masked vector,
+so the server learns sums over the surviving nodes and nothing about any single node.
+Under `secure.secagg.weighting=equal` (the default) every node counts once and no example
+count leaves a node; under `examples` the counts travel inside the sum, which nodes send
+only if their policy allows it. Sums no honest cohort could have sent fail the round.
 """
 
 import logging
@@ -14,9 +16,9 @@ from flwr.serverapp.strategy import Strategy
 
 from fl_protocol import records
 from fl_protocol.protection import array_vector, messages
-from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
+from fl_protocol.protection.modes import PrivacyMode, ProtectionMode, Weighting
 from fl_protocol.protection.secagg import session
-from fl_protocol.settings import RunSettings
+from fl_protocol.settings import RunSettings, SecAggSettings
 from fl_server.kit import coordinator_kit
 from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import EvaluationOutcome, TrainOutcome, apply_strategy_to_mean
@@ -41,6 +43,8 @@ class SecAggAggregation:
         self.run_keys = SecAggRunKeys(coordinator_kit(settings))
         self.privacy = CentralPrivacy(settings) if settings.privacy.mode is PrivacyMode.central else None
         self._noise_checked = False
+        # Nodes whose misbehaviour failed a round (`SessionResult.suspects`): one node fails one round, not the run.
+        self._excluded: set[int] = set()
 
     def train_round(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
@@ -64,8 +68,8 @@ class SecAggAggregation:
             return outcome
         sums = result.sums
         weight = float(sums[session.WEIGHT][0])
-        if weight <= 0:
-            outcome.failure = "the contributing nodes reported no training examples"
+        if failure := self._impossible_weight(weight, len(result.used)):
+            outcome.failure = failure
             return outcome
         try:
             update = self.update_sum(exchange, result, template)
@@ -75,7 +79,7 @@ class SecAggAggregation:
         if self.privacy is not None:
             update = self.privacy.add_noise(update)
             outcome.protocol_metrics.update(self.privacy.record_round(len(instructions)))
-        alpha_total = weight / self._secagg.max_weight
+        alpha_total = weight / self._secagg.weight_scale
         mean = array_vector.flatten(template) + update / alpha_total
         mean_arrays = ArrayRecord({name: Array(part) for name, part in array_vector.unflatten(mean, template).items()})
         train_loss = float(sums[session.TRAIN_LOSS][0]) / alpha_total
@@ -87,11 +91,13 @@ class SecAggAggregation:
             outcome.failure = f"{type(strategy).__name__} produced no aggregate"
             return outcome
         outcome.arrays = new_arrays
-        outcome.metrics = {records.TRAIN_LOSS: train_loss, "examples": float(sums[session.EXAMPLES][0])}
+        outcome.metrics = {records.TRAIN_LOSS: train_loss}
+        if self._secagg.weighting is Weighting.examples:
+            outcome.metrics["examples"] = float(sums[session.EXAMPLES][0])
         if at_bound := float(sums[session.TRAIN_LOSS_AT_BOUND][0]):
             # Some nodes' losses reached the bound the secure vector carries: the mean is a floor.
             outcome.metrics[records.TRAIN_LOSS_AT_BOUND] = at_bound
-        outcome.received_model_eval = _evaluation_metrics(sums, self._secagg.max_weight)
+        outcome.received_model_eval = _evaluation_metrics(sums, self._secagg)
         outcome.protocol_metrics["values-clipped"] = float(sums[session.CLIPPED][0])
         epsilon_sum = float(sums[session.LOCAL_EPSILON][0]) / session.EPSILON_RESOLUTION
         if epsilon_sum > 0:
@@ -114,8 +120,27 @@ class SecAggAggregation:
             logger.warning("federated evaluation after round %d failed: %s", server_round, result.failure)
             return EvaluationOutcome()
         return EvaluationOutcome(
-            metrics=_evaluation_metrics(result.sums, self._secagg.max_weight), nodes=len(result.used)
+            metrics=_evaluation_metrics(result.sums, self._secagg), nodes=len(result.used)
         )
+
+    def _impossible_weight(self, weight: float, contributors: int) -> str | None:
+        """Why a training round's weight sum cannot come from `contributors` honest nodes, or None.
+
+        Every node that trained has a weight of at least 1 (exactly 1 under weighting=equal);
+        the layout already bounds it from above. A node wrapping its weight modulo 2^32 to
+        shrink the sum (and so scale up its own update) is caught here.
+        """
+        if self._secagg.weighting is Weighting.equal and weight != contributors:
+            return (
+                f"the weight sum is {weight:g}, but {contributors} nodes trained and each counts once "
+                "(secure.secagg.weighting=equal): a node sent a weight out of range; the round is discarded"
+            )
+        if weight < contributors:
+            return (
+                f"the weight sum is {weight:g}, below the {contributors} nodes that trained (each has at least one "
+                "example): a node sent a weight out of range; the round is discarded"
+            )
+        return None
 
     def update_values(self, template: dict[str, np.ndarray]) -> int:
         """How many model values travel in the masked vector (all of them in this mode)."""
@@ -129,7 +154,8 @@ class SecAggAggregation:
     def _session(
         self, exchange: NodeExchange, content: RecordDict, message_type: str, sampled: list[int], update_values: int
     ) -> SessionResult:
-        registered = self.run_keys.ensure_setup(exchange, sampled)
+        candidates = [node for node in sampled if node not in self._excluded]
+        registered = self.run_keys.ensure_setup(exchange, candidates)
         result = run_session(
             exchange,
             self.run_keys,
@@ -140,7 +166,14 @@ class SecAggAggregation:
             sorted(registered),
             self._min_nodes,
         )
-        result.counts["dropped-at-setup"] = float(len(sampled) - len(registered))
+        result.counts["dropped-at-setup"] = float(len(candidates) - len(registered))
+        if result.suspects:
+            self._excluded.update(result.suspects)
+            logger.warning(
+                "nodes %s failed this round (%s); they are left out of this run's later rounds",
+                ", ".join(exchange.label_of(node) for node in result.suspects), result.failure,
+            )
+        result.counts["excluded"] = float(len(self._excluded))
         return result
 
 
@@ -148,20 +181,26 @@ def _numpy_arrays(arrays: ArrayRecord) -> dict[str, np.ndarray]:
     return {name: array.numpy() for name, array in arrays.items()}
 
 
-def _evaluation_metrics(sums: dict[str, np.ndarray], max_weight: int) -> dict[str, float]:
-    """Weighted means of the nodes' evaluation of the model they received."""
-    weight = float(sums[session.EVAL_WEIGHT][0]) / max_weight
+def _evaluation_metrics(sums: dict[str, np.ndarray], secagg: SecAggSettings) -> dict[str, float]:
+    """Means (weighted as `secure.secagg.weighting` says) of the nodes' evaluation of the model they received.
+
+    Evaluation examples are reported only under weighting=examples: under equal, the sum
+    holds the number of nodes that evaluated, not their counts.
+    """
+    scale = secagg.weight_scale
+    weight = float(sums[session.EVAL_WEIGHT][0]) / scale
     if weight <= 0:
         return {}
     metrics = {
         records.EVAL_LOSS: float(sums[session.EVAL_LOSS][0]) / weight,
         records.EVAL_ACCURACY: float(sums[session.EVAL_ACCURACY][0]) / weight,
         records.EVAL_MACRO_F1: float(sums[session.EVAL_F1][0]) / weight,
-        "eval-examples": float(sums[session.EVAL_WEIGHT][0]),
     }
+    if secagg.weighting is Weighting.examples:
+        metrics["eval-examples"] = float(sums[session.EVAL_WEIGHT][0])
     if at_bound := float(sums[session.EVAL_LOSS_AT_BOUND][0]):
         metrics[records.EVAL_LOSS_AT_BOUND] = at_bound
-    roc_weight = float(sums[session.EVAL_ROC_WEIGHT][0]) / max_weight
+    roc_weight = float(sums[session.EVAL_ROC_WEIGHT][0]) / scale
     if roc_weight > 0:
         metrics[records.EVAL_ROC_AUC] = float(sums[session.EVAL_ROC_AUC][0]) / roc_weight
     return metrics

@@ -3,12 +3,15 @@
 The server only ever holds masked vectors, sealed boxes it cannot open, and the
 shares the protocol lets it collect; it sums the masked vectors first and removes
 masks from the sum, so no step computes a single node's unmasked vector. A node
-whose reply fails authentication or whose round keys are not signed by its roster key,
-or whose box a neighbour could not open, is treated as dropped. Each node's secrets are
-rebuilt with the threshold it signed, and checked against what it signed (its seed
-commitment, its mask public key): wrong shares are outvoted by trying other subsets,
-never believed. If fewer nodes remain than the round allows, or a secret cannot be
-rebuilt from the shares that came back, the session fails loudly and yields no sum.
+whose reply fails authentication or whose round keys or boxes are not signed by its
+roster key is treated as dropped. An accusation of a bad box is settled by the box's
+key, which the accused reveals: the one who lied is dropped, so one node can neither
+empty a round by accusing its neighbours nor stay in it with boxes nobody can open.
+Each node's secrets are rebuilt with the threshold it signed, and checked against what
+it signed (its seed commitment, its mask public key): wrong shares are outvoted by
+trying other subsets, never believed. If fewer nodes remain than the round allows, a
+secret cannot be rebuilt, or the sums lie outside what honest nodes can send, the
+session fails loudly and yields no sum.
 """
 
 import itertools
@@ -25,6 +28,7 @@ from fl_protocol.protection.secagg import keys, session, shamir
 from fl_protocol.protection.secagg.contribution import ContributionLayout
 from fl_protocol.protection.secagg.masks import mask_vector
 from fl_protocol.protection.secagg.neighbourhood import neighbours
+from fl_protocol.protection.secagg.sealed_shares import TamperedBox, open_revealed
 from fl_protocol.protection.secagg.wire import ids_from_bytes, ids_to_bytes
 from fl_protocol.settings import SecAggSettings
 from fl_server.node_exchange import NodeExchange
@@ -41,8 +45,14 @@ class SessionResult:
     # A stage-2 instruction of the session, for building the strategy's reply.
     instruction: Message | None = None
     counts: dict[str, float] = field(default_factory=dict)
-    # Authenticated attachments of the used nodes' contributions (CKKS ciphertexts).
+    # Authenticated attachments of the used nodes' contributions (CKKS ciphertexts), and
+    # their senders' signatures over them (`session.attachments_signed`).
     attachments: dict[int, list[bytes]] = field(default_factory=dict)
+    attachment_signatures: dict[int, bytes] = field(default_factory=dict)
+    round_id: bytes = b""
+    # Nodes whose misbehaviour failed the session (a cohort member that did not sign it, a node
+    # whose own shares do not rebuild its secret): the aggregation leaves them out of later rounds.
+    suspects: list[int] = field(default_factory=list)
 
 
 # Subsets of shares tried before a secret is given up as not rebuildable (C(12, 6) = 924).
@@ -55,9 +65,12 @@ class _SharedKeys:
 
     s_pk: bytes
     boxes: dict[int, bytes]
+    box_signatures: dict[int, bytes]
     threshold: int
     commitment: bytes
     signature: bytes
+    # Its signature over all participants as the cohort (the fast path), or None.
+    cohort_signature: bytes | None = None
 
 
 def run_session(
@@ -102,7 +115,7 @@ def run_session(
     shared = {
         reply.metadata.src_node_id: keys_and_boxes
         for reply in exchange.send_and_receive(requests, "secagg-share-keys")
-        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph, settings)) is not None
+        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph, settings, participants)) is not None
     }
     counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
     for node in participants:
@@ -127,42 +140,65 @@ def run_session(
                 "peer-commits": [shared[peer].commitment for peer in peers] or [b""],
                 "box-from": ids_to_bytes(senders),
                 "boxes": [shared[sender].boxes[node] for sender in senders] or [b""],
+                "box-sigs": [shared[sender].box_signatures[node] for sender in senders] or [b""],
             }
         )
         content = RecordDict({**dict(base_content.items()), messages.PEERS_RECORD: peers_record})
         instructions.append(Message(content, dst_node_id=node, message_type=message_type))
     vectors: dict[int, np.ndarray] = {}
     attachments: dict[int, list[bytes]] = {}
-    accused: set[int] = set()
+    attachment_signatures: dict[int, bytes] = {}
+    accusations: dict[int, dict[int, bytes]] = {}  # accused -> accuser -> signed accusation
     for reply in exchange.send_and_receive(instructions, "secagg-masked"):
         node = reply.metadata.src_node_id
         verified = _verified_masked(reply, run_keys, round_id, layout.length)
         if verified is None:
             continue
-        vectors[node], bad_senders, attachments[node] = verified
-        accused.update(sender for sender in bad_senders if sender in shared and sender in graph[node])
-    used = sorted(node for node in vectors if node not in accused)
-    dropped = sorted(node for node in shared if node not in used)
+        vectors[node], accused_by_node, attachments[node], attachment_signatures[node] = verified
+        for accused, signature in accused_by_node.items():
+            if accused in shared and node in shared[accused].boxes and verify(
+                run_keys.roster_key(node), signature, *session.accusation_signed(round_id, node, accused)
+            ):
+                accusations.setdefault(accused, {})[node] = signature
     counts["dropped-at-masked"] = float(len(shared) - len(vectors))
-    counts["tampered-boxes"] = float(len(accused))
+    liars = _settle_accusations(exchange, run_keys, round_id, shared, accusations) if accusations else set()
+    counts["dropped-at-dispute"] = float(len(liars))
+    used = sorted(node for node in vectors if node not in liars)
+    dropped = sorted(node for node in shared if node not in used)
     if len(used) < min_nodes:
         return SessionResult(None, failure=_too_few(len(used), min_nodes, "sent a usable masked vector"),
                              counts=counts)
 
-    # Stage 3: shares of self-mask seeds (used nodes) and mask keys (dropped nodes).
-    used_set, dropped_set = set(used), set(dropped)
-    requests = []
-    for node in shared:
-        unmask_record = ConfigRecord(
-            {
-                "round-id": round_id,
-                "used": ids_to_bytes([peer for peer in holders[node] if peer in used_set]),
-                "dropped": ids_to_bytes([peer for peer in holders[node] if peer in dropped_set]),
-                "cohort": ids_to_bytes(used),
-            }
-        )
-        requests.append(Message(RecordDict({messages.UNMASK_RECORD: unmask_record}), dst_node_id=node,
-                                message_type=messages.SECAGG_UNMASK))
+    # Stage 3: every node of the cohort signs it (unless all participants are in it and signed that
+    # at stage 1: the fast path); stage 4 shows each the others' signatures.
+    cohort = ids_to_bytes(used)
+    fast = {node: shared[node].cohort_signature for node in used}
+    if used == participants and all(fast.values()):
+        signatures = {node: signature for node, signature in fast.items() if signature}
+    else:
+        signatures = _signed_cohort(exchange, run_keys, round_id, cohort, used)
+        counts["dropped-at-consistency"] = float(len(used) - len(signatures))
+    signers = sorted(signatures)
+    if signers != used:
+        # Nodes reveal only for a cohort every member signed: the sum could not be unmasked.
+        return SessionResult(None, used=used, counts=counts, suspects=sorted(set(used) - set(signers)), failure=(
+            f"only {len(signers)} of the {len(used)} nodes whose vectors are summed signed the cohort; nodes "
+            "reveal only for a cohort every member signed"
+        ))
+    unmask_record = ConfigRecord(
+        {
+            "round-id": round_id,
+            "cohort": cohort,
+            "signers": ids_to_bytes(signers),
+            "signatures": [signatures[node] for node in signers] or [b""],
+        }
+    )
+    requests = [
+        Message(RecordDict({messages.UNMASK_RECORD: unmask_record}), dst_node_id=node,
+                message_type=messages.SECAGG_UNMASK)
+        for node in signers
+    ]
+    used_set = set(used)
     points = session.share_points(participants)
     seed_shares: dict[int, list[shamir.Share]] = {node: [] for node in used}
     key_shares: dict[int, list[shamir.Share]] = {node: [] for node in dropped}
@@ -180,7 +216,7 @@ def run_session(
         for owner, y in mask_keys.items():
             if owner in key_shares and responder in holders[owner]:
                 key_shares[owner].append(shamir.Share(points[responder], y))
-    counts["dropped-at-unmask"] = float(len(shared) - revealed)
+    counts["dropped-at-unmask"] = float(len(signers) - revealed)
 
     total = np.zeros(layout.length, dtype=np.uint32)
     for node in used:
@@ -190,7 +226,7 @@ def run_session(
             commitment = shared[node].commitment
             self_seed = _secret(
                 seed_shares[node], shared[node].threshold, "unmask a node",
-                lambda seed: session.seed_commitment(round_id, seed) == commitment,
+                lambda seed: session.seed_commitment(round_id, seed) == commitment, owner=node,
             )
             total -= mask_vector(self_seed, layout.length)
         for node in dropped:
@@ -201,7 +237,7 @@ def run_session(
             mask_key = keys.load_private(
                 _secret(
                     key_shares[node], shared[node].threshold, "remove a dropped node's masks",
-                    lambda key: keys.public_bytes(keys.load_private(key)) == s_pk,
+                    lambda key: keys.public_bytes(keys.load_private(key)) == s_pk, owner=node,
                 )
             )
             for peer in masked_with:
@@ -212,26 +248,42 @@ def run_session(
                 else:
                     total += pairwise
     except _TooFewShares as err:
-        return SessionResult(None, used=used, counts=counts, failure=str(err))
+        return SessionResult(None, used=used, counts=counts, failure=str(err), suspects=err.suspects)
     counts["used"] = float(len(used))
+    if impossible := layout.impossible_sums(total, len(used)):
+        return SessionResult(None, used=used, counts=counts, failure=(
+            f"the sums of {', '.join(impossible)} lie outside what {len(used)} honest nodes can send: a node sent "
+            "values out of range; the round's sums are discarded"
+        ))
     return SessionResult(
         layout.decode_sum(total, len(used)),
         used=used,
         instruction=instructions[0],
         counts=counts,
         attachments={node: attachments[node] for node in used},
+        attachment_signatures={node: attachment_signatures[node] for node in used},
+        round_id=round_id,
     )
 
 
 class _TooFewShares(Exception):
     """Not enough shares came back to rebuild a secret: the session yields no sum."""
 
+    def __init__(self, message: str, suspects: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.suspects = suspects or []
 
-def _secret(shares: list[shamir.Share], needed: int, purpose: str, matches: Callable[[bytes], bool]) -> bytes:
+
+def _secret(
+    shares: list[shamir.Share], needed: int, purpose: str, matches: Callable[[bytes], bool], owner: int
+) -> bytes:
     """The secret `needed` of the `shares` rebuild and that `matches` what its owner signed.
 
     Subsets are tried until one matches, so shares a dishonest holder altered are outvoted
     as long as `needed` honest ones came back; else `_TooFewShares`, never a wrong secret.
+    With at least 2 * needed - 1 shares and none rebuilding it, fewer than `needed` holders
+    could have lied only if the owner dealt shares of no one secret: the owner is the suspect
+    (more liars would be `needed` colluding holders, who could rebuild the secret anyway).
     """
     if len(shares) < needed:
         raise _TooFewShares(
@@ -245,11 +297,19 @@ def _secret(shares: list[shamir.Share], needed: int, purpose: str, matches: Call
                 return secret
         except ValueError:  # not a secret of the right size, or not a valid key
             continue
-    raise _TooFewShares(f"no {needed} of the {len(shares)} shares that came back rebuild the secret to {purpose}")
+    raise _TooFewShares(
+        f"no {needed} of the {len(shares)} shares that came back rebuild the secret to {purpose}",
+        suspects=[owner] if len(shares) >= 2 * needed - 1 else [],
+    )
 
 
 def _verified_shares(
-    reply: Message, run_keys: SecAggRunKeys, round_id: bytes, graph: dict[int, list[int]], settings: SecAggSettings
+    reply: Message,
+    run_keys: SecAggRunKeys,
+    round_id: bytes,
+    graph: dict[int, list[int]],
+    settings: SecAggSettings,
+    participants: list[int],
 ) -> _SharedKeys | None:
     node = reply.metadata.src_node_id
     record = reply.content.get(messages.SHARES_RECORD)
@@ -258,37 +318,140 @@ def _verified_shares(
     s_pk, box_to = bytes(record["s-pk"]), bytes(record["box-to"])
     receivers = ids_from_bytes(box_to)
     boxes = [bytes(box) for box in record["boxes"]][: len(receivers)]
+    box_signatures = [bytes(sig) for sig in record["box-sigs"]][: len(receivers)]
     if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"share-keys", round_id, s_pk, box_to,
                            *boxes):
         return None
     if sorted(receivers) != graph[node]:
         return None
+    if not keys.usable_public(s_pk):
+        return None  # its neighbours could not mask with it
     needed, commitment, signature = int(record["threshold"]), bytes(record["b-commit"]), bytes(record["s-sig"])
     if not session.threshold(len(graph[node]) + 1, settings.threshold) <= needed <= len(graph[node]) + 1:
         return None
-    if not verify(run_keys.roster_key(node), signature, *session.round_keys_signed(round_id, node, s_pk, needed,
-                                                                                      commitment)):
+    roster_key = run_keys.roster_key(node)
+    if not verify(roster_key, signature, *session.round_keys_signed(round_id, node, s_pk, needed, commitment)):
         return None
-    return _SharedKeys(s_pk, dict(zip(receivers, boxes)), needed, commitment, signature)
+    if len(box_signatures) != len(receivers) or not all(
+        verify(roster_key, box_signature, *session.box_signed(round_id, node, receiver, box))
+        for receiver, box, box_signature in zip(receivers, boxes, box_signatures)
+    ):
+        return None
+    cohort_signature = bytes(record.get("cohort-sig", b"")) or None
+    if cohort_signature is not None and not verify(
+        roster_key, cohort_signature, *session.cohort_signed(round_id, ids_to_bytes(participants))
+    ):
+        cohort_signature = None
+    return _SharedKeys(
+        s_pk, dict(zip(receivers, boxes)), dict(zip(receivers, box_signatures)), needed, commitment, signature,
+        cohort_signature,
+    )
 
 
 def _verified_masked(
     reply: Message, run_keys: SecAggRunKeys, round_id: bytes, length: int
-) -> tuple[np.ndarray, list[int], list[bytes]] | None:
+) -> tuple[np.ndarray, dict[int, bytes], list[bytes], bytes] | None:
+    """The masked vector, the node's accusations (accused -> signature), its attachments and their signature."""
     record = reply.content.get(messages.MASKED_RECORD)
     arrays = reply.content.get(messages.MASKED_ARRAYS)
     if record is None or arrays is None:
         return None
+    node = reply.metadata.src_node_id
     vector = arrays["y"].numpy()
     bad = bytes(record["bad-senders"])
+    accused = ids_from_bytes(bad)
+    accusations = [bytes(sig) for sig in record["accusations"]][: len(accused)]
     count = int(record["attachment-count"])
     attachments = [bytes(item) for item in record["attachments"]][:count]
-    if vector.dtype != np.uint32 or vector.shape != (length,):
+    signature = bytes(record["attachments-sig"])
+    if vector.dtype != np.uint32 or vector.shape != (length,) or len(accusations) != len(accused):
         return None
-    if not keys.verify_tag(run_keys.auth_key(reply.metadata.src_node_id), bytes(record["tag"]), b"masked", round_id,
-                           keys.digest(vector.tobytes()), bad, count.to_bytes(8, "big"), *attachments):
+    if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"masked", round_id,
+                           keys.digest(vector.tobytes()), bad, *accusations, count.to_bytes(8, "big"), *attachments):
         return None
-    return vector, ids_from_bytes(bad), attachments
+    if attachments and not verify(run_keys.roster_key(node), signature,
+                                  *session.attachments_signed(round_id, node, attachments)):
+        return None
+    return vector, dict(zip(accused, accusations)), attachments, signature
+
+
+def _settle_accusations(
+    exchange: NodeExchange,
+    run_keys: SecAggRunKeys,
+    round_id: bytes,
+    shared: dict[int, "_SharedKeys"],
+    accusations: dict[int, dict[int, bytes]],
+) -> set[int]:
+    """The nodes that lied: each accused node reveals its accused boxes' keys, and the box decides.
+
+    A box that opens under the key its signed ephemeral public key commits to shows the
+    accuser lied; one that does not, or no answer, shows the accused sealed a bad box.
+    """
+    requests = []
+    for accused, by_accuser in accusations.items():
+        accusers = sorted(by_accuser)
+        record = ConfigRecord(
+            {
+                "round-id": round_id,
+                "accusers": ids_to_bytes(accusers),
+                "accusations": [by_accuser[accuser] for accuser in accusers],
+            }
+        )
+        requests.append(Message(RecordDict({messages.DISPUTE_RECORD: record}), dst_node_id=accused,
+                                message_type=messages.SECAGG_DISPUTE))
+    revealed: dict[int, dict[int, bytes]] = {}
+    for reply in exchange.send_and_receive(requests, "secagg-dispute"):
+        record = reply.content.get(messages.DISPUTE_REPLY) if reply.has_content() else None
+        node = reply.metadata.src_node_id
+        if record is None:
+            continue
+        to = ids_from_bytes(bytes(record["to"]))
+        box_secrets = [bytes(secret) for secret in record["box-secrets"]][: len(to)]
+        if keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"dispute", round_id, bytes(record["to"]),
+                           *box_secrets):
+            revealed[node] = dict(zip(to, box_secrets))
+    liars: set[int] = set()
+    for accused, by_accuser in accusations.items():
+        for accuser in by_accuser:
+            secret = revealed.get(accused, {}).get(accuser)
+            try:
+                if secret is None:
+                    raise TamperedBox("no key revealed")
+                open_revealed(secret, run_keys.c_pk(accuser), shared[accused].boxes[accuser], round_id, accused,
+                              accuser)
+            except TamperedBox:
+                liars.add(accused)
+                continue
+            liars.add(accuser)
+    return liars
+
+
+def _signed_cohort(
+    exchange: NodeExchange, run_keys: SecAggRunKeys, round_id: bytes, cohort: bytes, used: list[int]
+) -> dict[int, bytes]:
+    """The consistency stage: each node of the cohort is asked to sign it; the valid signatures."""
+    requests = [
+        Message(RecordDict({messages.COHORT_RECORD: ConfigRecord({"round-id": round_id, "cohort": cohort})}),
+                dst_node_id=node, message_type=messages.SECAGG_CONSISTENCY)
+        for node in used
+    ]
+    return {
+        reply.metadata.src_node_id: signature
+        for reply in exchange.send_and_receive(requests, "secagg-consistency")
+        if (signature := _verified_cohort_signature(reply, run_keys, round_id, cohort)) is not None
+    }
+
+
+def _verified_cohort_signature(reply: Message, run_keys: SecAggRunKeys, round_id: bytes, cohort: bytes) -> bytes | None:
+    record = reply.content.get(messages.COHORT_SIGNATURE) if reply.has_content() else None
+    if record is None:
+        return None
+    node, signature = reply.metadata.src_node_id, bytes(record["signature"])
+    if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"cohort", round_id, cohort, signature):
+        return None
+    if not verify(run_keys.roster_key(node), signature, *session.cohort_signed(round_id, cohort)):
+        return None
+    return signature
 
 
 def _verified_reveal(

@@ -53,7 +53,7 @@ def test_a_multirun_sweep_gives_one_grouped_mlflow_run_per_job(tmp_path: Path) -
     assert all(run.info.status == "FINISHED" for run in children)
 
 
-def test_a_ckks_federation_runs_in_the_engine_with_contexts_generated_for_it(tmp_path: Path) -> None:
+def test_a_ckks_federation_runs_in_the_engine_with_a_key_made_in_the_node_kits(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
             FEDTRIAGE, "simulate", "secure=ckks", "federation.num_rounds=2",
@@ -64,7 +64,10 @@ def test_a_ckks_federation_runs_in_the_engine_with_contexts_generated_for_it(tmp
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "FINISHED" and summary["rounds_completed"] == 2
-    assert (tmp_path / "run" / "ckks" / "server" / "public.bin").is_file()
+    kits = tmp_path / "run" / "kits"
+    assert (kits / "coordinator" / "ckks-public.bin").is_file()
+    assert not (kits / "coordinator" / "ckks-secret.bin").exists()
+    assert all((kits / f"node-{index}" / "ckks-secret.bin").is_file() for index in range(4))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("fedtriage").experiment_id])
     assert run.data.tags["fedtriage.update_protection"] == "ckks"

@@ -11,7 +11,7 @@ from fl_protocol.protection.secagg import keys, shamir
 from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
 from fl_protocol.protection.secagg.masks import mask_vector
 from fl_protocol.protection.secagg.neighbourhood import neighbours
-from fl_protocol.protection.secagg.sealed_shares import TamperedBox, open_box, seal
+from fl_protocol.protection.secagg.sealed_shares import TamperedBox, open_box, open_revealed, seal
 
 
 @given(
@@ -69,13 +69,28 @@ def test_tags_detect_any_change_of_any_part() -> None:
 
 
 def test_sealed_boxes_open_only_unchanged_for_their_round_and_receiver() -> None:
-    key = bytes(range(32))
-    box = seal(key, b"share", b"round", sender=1, receiver=2)
-    assert open_box(key, box, b"round", 1, 2) == b"share"
-    flipped = bytes([box[-1] ^ 1]) + box[:-1]
+    receiver = keys.new_private_key()
+    c_sk, c_pk = keys.private_bytes(receiver), keys.public_bytes(receiver)
+    box, secret = seal(c_pk, b"share", b"round", sender=1, receiver=2)
+    assert open_box(c_sk, box, b"round", 1, 2) == b"share"
+    flipped = box[:-1] + bytes([box[-1] ^ 1])
     for args in [(flipped, b"round", 1, 2), (box, b"other", 1, 2), (box, b"round", 1, 3), (box, b"round", 2, 1)]:
         with pytest.raises(TamperedBox):
-            open_box(key, *args)
+            open_box(c_sk, *args)
+    with pytest.raises(TamperedBox):
+        open_box(keys.private_bytes(keys.new_private_key()), box, b"round", 1, 2)
+
+
+def test_a_revealed_box_secret_opens_that_box_only() -> None:
+    receiver = keys.new_private_key()
+    c_pk = keys.public_bytes(receiver)
+    box, secret = seal(c_pk, b"share", b"round", sender=1, receiver=2)
+    other, other_secret = seal(c_pk, b"other share", b"round", sender=1, receiver=2)
+    assert open_revealed(secret, c_pk, box, b"round", 1, 2) == b"share"
+    with pytest.raises(TamperedBox, match="another box"):
+        open_revealed(other_secret, c_pk, box, b"round", 1, 2)
+    with pytest.raises(TamperedBox):
+        open_revealed(secret, c_pk, box, b"round", 1, 3)
 
 
 @pytest.mark.parametrize(("n", "degree"), [(10, 4), (11, 6), (30, 8), (5, None), (5, 8)])

@@ -7,7 +7,7 @@ import pytest
 from cli.simulation.preflight import check_simulation
 from configs.compose import compose_config
 from fedtriage.errors import ConfigError
-from fl_protocol.protection.ckks_contexts import generate_contexts
+from fl_protocol.protection.ckks_contexts import generate_context
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.run_config import (
     CONFIG_KEY,
@@ -133,15 +133,15 @@ def test_relative_paths_are_made_absolute_before_crossing(tmp_path, monkeypatch)
     assert settings.output_dir == str(tmp_path / "runs" / "a")
 
 
-def test_a_relative_ckks_context_dir_is_made_absolute_before_crossing(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    settings = load_settings(["secure=ckks", "secure.ckks.context_dir=contexts/federation-a"])
-    assert settings.secure.ckks.context_dir == str(tmp_path / "contexts" / "federation-a")
+def test_the_coordinator_cannot_name_the_ckks_key_nodes_use() -> None:
+    """The key lives in each node's kit; a run config naming another is refused, never followed."""
+    with pytest.raises(ConfigError, match="secure.ckks.context_dir"):
+        load_settings(["secure=ckks", "+secure.ckks.context_dir=/tmp/coordinator-made"])
 
 
 def test_ckks_moduli_up_to_seals_limit_for_the_degree_are_accepted_and_one_bit_more_is_not(tmp_path) -> None:
     degree = "secure.ckks.poly_modulus_degree=4096"
     accepted = load_settings(["secure=ckks", degree, "secure.ckks.coeff_mod_bit_sizes=[30,20,20,39]"])  # 109 bits
-    generate_contexts(accepted.secure.ckks, tmp_path)  # SEAL agrees
+    generate_context(accepted.secure.ckks, tmp_path)  # SEAL agrees
     with pytest.raises(ConfigError, match="coeff_mod_bit_sizes: add up to 110 bits.*poly_modulus_degree=4096"):
         load_settings(["secure=ckks", degree, "secure.ckks.coeff_mod_bit_sizes=[30,20,20,40]"])

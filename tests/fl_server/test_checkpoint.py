@@ -1,4 +1,5 @@
-"""Checkpoints keep model, round, strategy state and history, and load without pickled code."""
+"""Checkpoints keep model, round, strategy state, history and the central-DP ledger, and load
+without pickled code."""
 
 import numpy as np
 import pytest
@@ -6,13 +7,16 @@ import torch
 from flwr.serverapp.strategy import FedAdam
 
 from fedtriage.errors import ConfigError
+from fl_protocol.run_config import load_settings
 from fl_server.checkpoint import (
     Checkpoint,
     load_checkpoint,
     restore_strategy_state,
+    resumed_privacy_ledger,
     save_checkpoint,
     strategy_state,
 )
+from fl_server.protection.central_dp import CentralPrivacy
 from fl_server.round_record import RoundRecord
 
 
@@ -52,3 +56,38 @@ def test_missing_or_foreign_checkpoint_names_the_setting(tmp_path) -> None:
     garbage.write_bytes(b"\x00not a zip")
     with pytest.raises(ConfigError, match="not a readable checkpoint"):
         load_checkpoint(garbage)
+
+
+def test_the_central_dp_ledger_survives_a_checkpoint_round_trip_and_prices_the_next_round_alike(tmp_path) -> None:
+    settings = load_settings(["privacy=central", "privacy.noise_multiplier=1.0", "privacy.epsilon_budget=10"])
+    spent = CentralPrivacy(settings)
+    for _ in range(2):
+        spent.record_round(sampled=4)
+    path = save_checkpoint(tmp_path, Checkpoint(2, {"w": torch.zeros(1)}, {}, [], privacy_ledger=spent.ledger()), 1)
+    resumed = CentralPrivacy(settings)
+    resumed.resume(resumed_privacy_ledger(settings, load_checkpoint(path)) or [])
+    assert resumed.ledger() == spent.ledger() == [(1.0, 1.0, 2)]
+    assert resumed.metrics()["dp-epsilon"] == spent.metrics()["dp-epsilon"]
+    assert resumed.refuses_round(3, connected=4) == spent.refuses_round(3, connected=4)
+
+
+def test_a_checkpoint_without_a_ledger_still_loads_and_resumes_any_run_but_a_central_dp_one(tmp_path) -> None:
+    # As fedtriage wrote them before the ledger was checkpointed: no "privacy_ledger" entry at all.
+    old = tmp_path / "round_0001.pt"
+    torch.save({"format": "fedtriage-checkpoint-1", "round": 1, "model_state": {"w": torch.zeros(1)},
+                "strategy_state": {}, "history": []}, old)
+    checkpoint = load_checkpoint(old)
+    assert checkpoint.privacy_ledger is None
+    assert resumed_privacy_ledger(load_settings([f"checkpoint.resume_from={old}"]), checkpoint) is None
+    with pytest.raises(ConfigError, match="privacy ledger") as refused:
+        resumed_privacy_ledger(load_settings(["privacy=central", f"checkpoint.resume_from={old}"]), checkpoint)
+    assert refused.value.key == "checkpoint.resume_from" and str(old) in str(refused.value)
+
+
+@pytest.mark.parametrize("ledger", [[["one", 1.0, 2]], [[1.0, 1.5, 2]], [[1.0, 1.0]], 7])
+def test_a_malformed_privacy_ledger_names_the_checkpoint(tmp_path, ledger) -> None:
+    path = tmp_path / "round_0001.pt"
+    torch.save({"format": "fedtriage-checkpoint-1", "round": 1, "model_state": {}, "strategy_state": {},
+                "history": [], "privacy_ledger": ledger}, path)
+    with pytest.raises(ConfigError, match="checkpoint.resume_from.*privacy ledger"):
+        load_checkpoint(path)

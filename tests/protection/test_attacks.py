@@ -6,12 +6,15 @@ count of a single node is recovered. The attacker holds what a malicious coordin
 holds: the coordinator's kit and every message; never a node's kit.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid
 
+from fl_client.kit import node_kit
 from fl_client.protection import secagg as secagg_node
 from fl_protocol.identity.kits import provision_simulation
 from fl_protocol.protection import messages
@@ -39,11 +42,20 @@ class Coordinator:
     """The federation's coordinator turned attacker: its own kit, a grid of real nodes."""
 
     def __init__(self, folder: Path, app=None, nodes: list[int] = NODES, policy=None) -> None:  # type: ignore[no-untyped-def]
-        self.nodes = nodes
-        self.kit, configs = provision_nodes(folder, nodes, policy)
-        self.grid = InProcessGrid(app or known_contributions_app(SETTINGS, len(nodes)), configs, {})
-        self.exchange = NodeExchange(self.grid, timeout_s=0.2)
-        self.run_keys = SecAggRunKeys(self.kit)
+        kit, configs = provision_nodes(folder, nodes, policy)
+        self._start(InProcessGrid(app or known_contributions_app(SETTINGS, len(nodes)), configs, {}), kit, nodes, 0.2)
+
+    @classmethod
+    def on(cls, grid: Grid, kit: CoordinatorKit, nodes: list[int], timeout_s: float) -> "Coordinator":
+        """The attacker on a grid of real nodes it did not start (Flower's simulation engine)."""
+        coordinator = cls.__new__(cls)
+        coordinator._start(grid, kit, nodes, timeout_s)
+        return coordinator
+
+    def _start(self, grid: Grid, kit: CoordinatorKit, nodes: list[int], timeout_s: float) -> None:
+        self.nodes, self.kit, self.grid = nodes, kit, grid
+        self.exchange = NodeExchange(grid, timeout_s=timeout_s)
+        self.run_keys = SecAggRunKeys(kit)
         assert self.run_keys.ensure_setup(self.exchange, nodes) == set(nodes)
 
     def ask(self, node: int, message_type: str, records: dict[str, ConfigRecord]) -> Message:
@@ -71,7 +83,7 @@ class Coordinator:
             for node in (participants if ask is None else ask)
         }
 
-    def masked(self, round_id: bytes, node: int, shares: dict[int, ConfigRecord], **replace: list) -> Message:
+    def masked(self, round_id: bytes, node: int, shares: dict[int, ConfigRecord], **replace: object) -> Message:
         """Stage 2 to `node` with its peers' keys and boxes from `shares`; `replace` swaps fields."""
         peers = sorted(peer for peer in shares if peer != node)
         senders = [peer for peer in peers if node in ids_from_bytes(bytes(shares[peer]["box-to"]))]
@@ -84,25 +96,53 @@ class Coordinator:
             "peer-commits": [bytes(shares[peer]["b-commit"]) for peer in peers],
             "box-from": ids_to_bytes(senders),
             "boxes": [_box(shares[sender], node) for sender in senders],
+            "box-sigs": [_box(shares[sender], node, "box-sigs") for sender in senders],
         }
         fields.update(replace)
         return self.ask(node, messages.SECAGG_TRAIN, {messages.PEERS_RECORD: ConfigRecord(fields)})
 
-    def unmask(self, round_id: bytes, node: int, used: list[int], dropped: list[int]) -> Message:
+    def sign_cohort(self, round_id: bytes, cohort: list[int], ask: list[int] | None = None) -> dict[int, Message]:
+        """Stage 3: ask nodes (`ask`, else the cohort) to sign `cohort`."""
+        record = ConfigRecord({"round-id": round_id, "cohort": ids_to_bytes(cohort)})
+        return {
+            node: self.ask(node, messages.SECAGG_CONSISTENCY, {messages.COHORT_RECORD: record})
+            for node in (cohort if ask is None else ask)
+        }
+
+    def unmask(
+        self, round_id: bytes, node: int, cohort: list[int], signatures: dict[int, Message] | None = None,
+        signed: dict[int, bytes] | None = None,
+    ) -> Message:
+        """Stage 4 to `node` for `cohort`, with the signatures the nodes gave at stage 3 (or `signed`)."""
+        signed = dict(signed or {})
+        signed.update({
+            signer: bytes(reply.content[messages.COHORT_SIGNATURE]["signature"])
+            for signer, reply in (signatures or {}).items() if reply.has_content()
+        })
         record = ConfigRecord(
             {
                 "round-id": round_id,
-                "used": ids_to_bytes(used),
-                "dropped": ids_to_bytes(dropped),
-                "cohort": ids_to_bytes(used),
+                "cohort": ids_to_bytes(cohort),
+                "signers": ids_to_bytes(sorted(signed)),
+                "signatures": [signed[signer] for signer in sorted(signed)] or [b""],
             }
         )
         return self.ask(node, messages.SECAGG_UNMASK, {messages.UNMASK_RECORD: record})
 
 
-def _box(shares: ConfigRecord, receiver: int) -> bytes:
+def masked_round(folder: Path, round_id: bytes, masking: list[int]) -> tuple[Coordinator, dict[int, ConfigRecord]]:
+    """An honest coordinator's stages 1 and 2 for every node (masked vectors from `masking`): the
+    attacker's starting point."""
+    coordinator = Coordinator(folder)
+    shares = _shares(coordinator.share_keys(round_id, NODES))
+    for node in masking:
+        assert coordinator.masked(round_id, node, shares).has_content()
+    return coordinator, shares
+
+
+def _box(shares: ConfigRecord, receiver: int, field: str = "boxes") -> bytes:
     receivers = ids_from_bytes(bytes(shares["box-to"]))
-    return bytes(shares["boxes"][receivers.index(receiver)])
+    return bytes(shares[field][receivers.index(receiver)])
 
 
 def _shares(replies: dict[int, Message]) -> dict[int, ConfigRecord]:
@@ -131,7 +171,7 @@ def test_lone_participant_a_node_given_fewer_peers_than_its_policy_draws_no_secr
     reply = coordinator.share_keys(b"r" * 16, participants, ask=[VICTIM])[VICTIM]
     assert "secure.min_peers" in _refusal(reply)
     # Nothing to reveal afterwards: the node holds no secret of that round.
-    unmask = coordinator.unmask(b"r" * 16, VICTIM, used=[VICTIM], dropped=[])
+    unmask = coordinator.unmask(b"r" * 16, VICTIM, cohort=[VICTIM])
     assert "no secrets for that round" in _refusal(unmask)
     assert not _revealed_any_share(coordinator.grid, VICTIM)
 
@@ -147,14 +187,12 @@ def test_lone_participant_a_whole_session_naming_the_victim_alone_fails_and_reve
 
 
 def test_round_id_replay_a_repeated_round_id_is_refused_so_old_boxes_never_open(tmp_path: Path) -> None:
-    coordinator = Coordinator(tmp_path)
     round_id = b"R" * 16
     # Round 1, honest: every node shares its keys and sends its masked vector.
-    shares = _shares(coordinator.share_keys(round_id, NODES))
+    coordinator, shares = masked_round(tmp_path, round_id, NODES)
     assert set(shares) == set(NODES)
-    for node in NODES:
-        assert coordinator.masked(round_id, node, shares).has_content()
-    honest = [coordinator.unmask(round_id, node, used=NODES, dropped=[]) for node in NODES]
+    signatures = coordinator.sign_cohort(round_id, NODES)
+    honest = [coordinator.unmask(round_id, node, NODES, signatures) for node in NODES]
     assert all(reply.has_content() for reply in honest)
     # "Round 2" reuses round 1's id without the victim, and replays the victim's old boxes.
     others = NODES[1:]
@@ -162,8 +200,8 @@ def test_round_id_replay_a_repeated_round_id_is_refused_so_old_boxes_never_open(
         assert "answered once" in _refusal(reply)
     for node in others:
         assert "no secrets for that round" in _refusal(coordinator.masked(round_id, node, shares))
-        unmask = coordinator.unmask(round_id, node, used=others, dropped=[VICTIM])
-        assert "no secrets for that round" in _refusal(unmask)
+        assert "no secrets for that round" in _refusal(coordinator.sign_cohort(round_id, others, ask=[node])[node])
+        assert "no secrets for that round" in _refusal(coordinator.unmask(round_id, node, others, signatures))
     key_shares = [
         reply for reply in coordinator.grid.received
         if reply.has_content() and messages.REVEAL_RECORD in reply.content
@@ -226,13 +264,23 @@ def test_server_key_substitution_a_node_refuses_a_run_key_its_roster_coordinator
         assert run_keys.ensure_setup(honest.exchange, NODES) == set()
 
 
-def lying_holder_app(liar: int, lied: list[int]):  # type: ignore[no-untyped-def]
-    """The known-contributions app, except that node `liar` reveals wrong shares (validly tagged)."""
+def lying_app(liar: int, record_name: str, rewrite: Callable[[Message, Context, RecordDict], None]):  # type: ignore[no-untyped-def]
+    """The known-contributions app, except that node `liar` rewrites its replies that hold
+    `record_name` (`rewrite(request, context, content)`), signing and tagging as it likes."""
 
     def lie(request: Message, context: Context, reply: Message) -> Message:
-        if context.node_id != liar:
-            return reply
-        record = reply.content[messages.REVEAL_RECORD]
+        if context.node_id == liar and record_name in reply.content:
+            rewrite(request, context, reply.content)
+        return reply
+
+    return known_contributions_app(SETTINGS, len(NODES), alter=lie)
+
+
+def lying_holder_app(liar: int, lied: list[int]):  # type: ignore[no-untyped-def]
+    """Node `liar` reveals wrong shares (validly tagged)."""
+
+    def lie(request: Message, context: Context, content: RecordDict) -> None:
+        record = content[messages.REVEAL_RECORD]
         owners = ids_from_bytes(bytes(record["seed-from"]))
         seed_ys = [(int.from_bytes(bytes(y), "big") + 1).to_bytes(len(bytes(y)), "big") for y in record["seed-shares"]]
         key_ys = [bytes(y) for y in record["key-shares"]][: len(ids_from_bytes(bytes(record["key-from"])))]
@@ -242,9 +290,8 @@ def lying_holder_app(liar: int, lied: list[int]):  # type: ignore[no-untyped-def
             bytes(record["seed-from"]), *seed_ys[: len(owners)], bytes(record["key-from"]), *key_ys,
         )
         lied.append(context.node_id)
-        return reply
 
-    return known_contributions_app(SETTINGS, len(NODES), alter_reveal=lie)
+    return lying_app(liar, messages.REVEAL_RECORD, lie)
 
 
 def test_wrong_share_a_holder_revealing_wrong_shares_is_outvoted_and_the_sum_stays_exact(tmp_path: Path) -> None:
@@ -275,3 +322,190 @@ def test_wrong_share_too_few_honest_shares_fail_the_round_loudly_never_the_run(t
     )
     assert lied == [nodes[1]] and result.sums is None
     assert "rebuild the secret" in str(result.failure)
+
+
+def false_accuser_app(accuser: int):  # type: ignore[no-untyped-def]
+    """Node `accuser` opens every box fine, then accuses every neighbour (validly signed and tagged)."""
+
+    def accuse(request: Message, context: Context, content: RecordDict) -> None:
+        record = content[messages.MASKED_RECORD]
+        round_id = bytes(request.content[messages.PEERS_RECORD]["round-id"])
+        accused = ids_from_bytes(bytes(request.content[messages.PEERS_RECORD]["box-from"]))
+        identity = node_kit(context.node_config).identity
+        accusations = [identity.sign(*session.accusation_signed(round_id, accuser, node)) for node in accused]
+        vector = content[messages.MASKED_ARRAYS]["y"].numpy()
+        record["bad-senders"] = ids_to_bytes(accused)
+        record["accusations"] = accusations
+        record["tag"] = keys.tag(
+            secagg_node.auth_key(context), b"masked", round_id, keys.digest(vector.tobytes()),
+            ids_to_bytes(accused), *accusations, (0).to_bytes(8, "big"),
+        )
+
+    return lying_app(accuser, messages.MASKED_RECORD, accuse)
+
+
+def bad_box_app(sender: int, receiver: int):  # type: ignore[no-untyped-def]
+    """Node `sender` seals garbage for `receiver`, signed and tagged as its real box."""
+
+    def garble(request: Message, context: Context, content: RecordDict) -> None:
+        record = content[messages.SHARES_RECORD]
+        round_id = bytes(request.content[messages.ROUND_RECORD]["round-id"])
+        receivers = ids_from_bytes(bytes(record["box-to"]))
+        boxes = [bytes(box) for box in record["boxes"]]
+        signatures = [bytes(sig) for sig in record["box-sigs"]]
+        index = receivers.index(receiver)
+        boxes[index] = boxes[index][:-1] + bytes([boxes[index][-1] ^ 1])
+        signatures[index] = node_kit(context.node_config).identity.sign(
+            *session.box_signed(round_id, sender, receiver, boxes[index])
+        )
+        record["boxes"], record["box-sigs"] = boxes, signatures
+        _retag_shares(context, round_id, record)
+
+    return lying_app(sender, messages.SHARES_RECORD, garble)
+
+
+def _retag_shares(context: Context, round_id: bytes, record: ConfigRecord) -> None:
+    """The liar's own tag over its rewritten stage-1 reply (it holds its auth key)."""
+    boxes = [bytes(box) for box in record["boxes"]]
+    record["tag"] = keys.tag(
+        secagg_node.auth_key(context), b"share-keys", round_id, bytes(record["s-pk"]), bytes(record["box-to"]), *boxes
+    )
+
+
+def _exact(result, nodes: list[int]) -> bool:  # type: ignore[no-untyped-def]
+    expected = np.sum([known_values(node, SETTINGS.clip_range)["update"] for node in nodes], axis=0)
+    step = layout_for(SETTINGS, 1).step("update")
+    return bool(np.max(np.abs(result.sums["update"] - expected)) <= step * len(nodes))
+
+
+def session_of(coordinator: Coordinator, nodes: list[int] = NODES):  # type: ignore[no-untyped-def]
+    return run_session(
+        coordinator.exchange, coordinator.run_keys, SETTINGS, layout_for(SETTINGS, len(nodes)), RecordDict(),
+        messages.SECAGG_TRAIN, nodes, 2,
+    )
+
+
+def test_false_accusations_a_node_accusing_every_neighbour_is_the_one_dropped(tmp_path: Path) -> None:
+    """Finding 7: one node accusing its six neighbours emptied the round; two such rounds stopped the run."""
+    accuser = NODES[1]
+    coordinator = Coordinator(tmp_path, app=false_accuser_app(accuser))
+    for _ in range(2):  # round after round: the accuser never takes the others out
+        result = session_of(coordinator)
+        assert result.failure is None, result.failure
+        assert result.used == [node for node in NODES if node != accuser]
+        assert result.counts["dropped-at-dispute"] == 1
+        assert _exact(result, result.used)
+
+
+def test_false_accusations_a_node_sealing_a_bad_box_is_dropped_when_its_receiver_accuses_it(tmp_path: Path) -> None:
+    sender, receiver = NODES[2], NODES[3]
+    coordinator = Coordinator(tmp_path, app=bad_box_app(sender, receiver))
+    result = session_of(coordinator)
+    assert result.failure is None, result.failure
+    assert result.used == [node for node in NODES if node != sender]
+    assert _exact(result, result.used)
+
+
+def test_false_accusations_a_node_reveals_a_box_key_only_for_an_accusation_its_receiver_signed(
+    tmp_path: Path,
+) -> None:
+    """Else a server could ask for every box's key and open the victim's shares itself."""
+    round_id = b"A" * 16
+    coordinator, _ = masked_round(tmp_path, round_id, [VICTIM])
+    receiver = NODES[1]
+    forged = coordinator.kit.identity.sign(*session.accusation_signed(round_id, receiver, VICTIM))
+    record = ConfigRecord({"round-id": round_id, "accusers": ids_to_bytes([receiver]), "accusations": [forged]})
+    reply = coordinator.ask(VICTIM, messages.SECAGG_DISPUTE, {messages.DISPUTE_RECORD: record})
+    assert "did not sign an accusation" in _refusal(reply)
+
+
+def test_split_view_a_server_telling_nodes_different_cohorts_never_gets_both_secrets_of_a_node(
+    tmp_path: Path,
+) -> None:
+    """The consistency round: the victim is told it is in the sum, the others that it dropped."""
+    round_id = b"V" * 16
+    coordinator, _ = masked_round(tmp_path, round_id, NODES)
+    others = NODES[1:]
+    victim_view = coordinator.sign_cohort(round_id, NODES, ask=[VICTIM])
+    others_view = coordinator.sign_cohort(round_id, others)
+    assert all(reply.has_content() for reply in [*victim_view.values(), *others_view.values()])
+    # The victim is shown the others' signatures, but they signed another set.
+    refusal = _refusal(coordinator.unmask(round_id, VICTIM, NODES, {**victim_view, **others_view}))
+    assert "only 1 of the 5 members of the cohort signed it" in refusal
+    # The others reveal the victim's mask-key shares (it dropped, in their view), never its seed shares.
+    for node in others:
+        assert coordinator.unmask(round_id, node, others, others_view).has_content()
+    revealed_seed = revealed_key = False
+    for reply in coordinator.grid.received:
+        if reply.has_content() and messages.REVEAL_RECORD in reply.content:
+            record = reply.content[messages.REVEAL_RECORD]
+            revealed_seed |= VICTIM in ids_from_bytes(bytes(record["seed-from"]))
+            revealed_key |= VICTIM in ids_from_bytes(bytes(record["key-from"]))
+    assert revealed_key and not revealed_seed
+
+
+def test_split_view_a_cohort_below_a_nodes_min_cohort_is_never_signed(tmp_path: Path) -> None:
+    round_id = b"W" * 16
+    coordinator, _ = masked_round(tmp_path, round_id, [VICTIM])  # default policy: secure.min_cohort 3
+    reply = coordinator.sign_cohort(round_id, [VICTIM, NODES[1]], ask=[VICTIM])[VICTIM]
+    assert "secure.min_cohort is 3" in _refusal(reply)
+
+
+def test_re_setup_a_new_run_key_mid_round_abandons_the_round_and_opens_no_box(tmp_path: Path) -> None:
+    """Review finding: a fresh run key made holders unable to open the victim's boxes, so they accused
+    it, and the victim revealed its box keys: both its secrets, with no colluding node."""
+    round_id = b"N" * 16
+    coordinator, shares = masked_round(tmp_path, round_id, [VICTIM])
+    holders = NODES[1:]
+    again = SecAggRunKeys(coordinator.kit)  # another run key, properly signed by the coordinator
+    assert again.ensure_setup(coordinator.exchange, holders) == set(holders)
+    for node in holders:
+        assert "no secrets for that round" in _refusal(coordinator.masked(round_id, node, shares))
+    # Under the new key, the old round id is still answered once, the victim's too.
+    assert again.ensure_setup(coordinator.exchange, NODES) == set(NODES)
+    coordinator.run_keys = again
+    replies = coordinator.share_keys(round_id, NODES)
+    assert all("answered once" in _refusal(reply) for reply in replies.values())
+    assert not any(
+        reply.has_content() and messages.DISPUTE_REPLY in reply.content for reply in coordinator.grid.received
+    )
+
+
+def low_point_app(liar: int):  # type: ignore[no-untyped-def]
+    """Node `liar` signs an all-zero mask key: every exchange with it fails."""
+
+    def zero_key(request: Message, context: Context, content: RecordDict) -> None:
+        record = content[messages.SHARES_RECORD]
+        round_id = bytes(request.content[messages.ROUND_RECORD]["round-id"])
+        record["s-pk"] = s_pk = bytes(32)
+        record["s-sig"] = node_kit(context.node_config).identity.sign(*session.round_keys_signed(
+            round_id, liar, s_pk, int(record["threshold"]), bytes(record["b-commit"])
+        ))
+        _retag_shares(context, round_id, record)
+
+    return lying_app(liar, messages.SHARES_RECORD, zero_key)
+
+
+def test_low_order_key_a_node_signing_an_unusable_mask_key_is_dropped_and_the_others_go_on(tmp_path: Path) -> None:
+    """Review finding: its neighbours crashed computing the pairwise mask, and were blamed."""
+    liar = NODES[1]
+    coordinator = Coordinator(tmp_path, app=low_point_app(liar))
+    result = session_of(coordinator)
+    assert result.failure is None, result.failure
+    assert result.used == [node for node in NODES if node != liar]
+    assert _exact(result, result.used)
+    # A server passing the key on anyway gets a refusal, not a crash.
+    coordinator.run_keys.ensure_setup(coordinator.exchange, NODES)  # the session forgot the dropped liar
+    round_id = b"Z" * 16
+    shares = _shares(coordinator.share_keys(round_id, NODES))
+    assert "no exchange can use" in _refusal(coordinator.masked(round_id, VICTIM, shares))
+
+
+def test_malformed_requests_are_refused_never_a_crash(tmp_path: Path) -> None:
+    coordinator = Coordinator(tmp_path)
+    record = coordinator.round_record(b"M" * 16, NODES)
+    record["participants"] = b"\x01\x02\x03"  # not a multiple of 8 bytes
+    reply = coordinator.ask(VICTIM, messages.SECAGG_SHARE_KEYS, {messages.ROUND_RECORD: record})
+    assert "ProtocolViolation: a malformed request" in _refusal(reply)
+    reply = coordinator.ask(VICTIM, messages.SECAGG_CONSISTENCY, {messages.COHORT_RECORD: ConfigRecord({})})
+    assert "ProtocolViolation" in _refusal(reply)

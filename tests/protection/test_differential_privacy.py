@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from flwr.app import Context, RecordDict
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from fedtriage.errors import ConfigError
+from fl_client.kit import node_kit
 from fl_client.protection.contribution import encode_contribution
 from fl_client.protection.local_dp import train_with_dpsgd
 from fl_client.training import TrainResult
@@ -22,7 +22,7 @@ from fl_protocol.settings import RunSettings
 from fl_server.protection.central_dp import CentralPrivacy
 from models import EvaluationResult, load_model_file
 from tests.support.inprocess_grid import federate_in_process
-from tests.support.kits import SMALL_FEDERATION
+from tests.support.kits import SMALL_FEDERATION, provision_nodes
 
 
 def federate(tmp_path: Path, *overrides: str) -> tuple[object, list[dict]]:
@@ -79,16 +79,15 @@ def test_central_dp_adds_noise_of_the_configured_std_to_the_sum(tmp_path: Path) 
     (first, rounds), (second, _) = (federate(tmp_path / run, *overrides) for run in ("a", "b"))
     models = [load_model_file(Path(summary.final_model_path))[0].state_dict() for summary in (first, second)]
     difference = torch.cat([(models[0][k] - models[1][k]).flatten() for k in models[0]]).numpy()
-    # Noise of std 0.01 * 2 on the weighted sum, divided by the total weight (examples / max_weight).
-    total_weight = rounds[1]["train_metrics"]["examples"] / 10_000
+    # Noise of std 0.01 * 2 on the sum, divided by the total weight (weighting=equal: the nodes that trained).
+    total_weight = rounds[1]["protocol_metrics"]["secagg-used"]
     assert difference.std() == pytest.approx(np.sqrt(2) * 0.01 * 2 / total_weight, rel=0.05)
 
 
 def test_central_dp_with_little_noise_still_learns(tmp_path: Path) -> None:
     _, rounds = federate(
-        # Weights near 1 (max_weight ~ node size) keep the noise small next to the summed update.
         tmp_path, "privacy=central", "privacy.noise_multiplier=0.001", "privacy.clip_norm=5",
-        "privacy.epsilon_budget=1e12", "secure.secagg.max_weight=400",
+        "privacy.epsilon_budget=1e12",
     )
     assert rounds[-1]["central_eval"]["eval-accuracy"] > rounds[0]["central_eval"]["eval-accuracy"] + 0.3
 
@@ -109,25 +108,29 @@ def test_local_dpsgd_nodes_report_their_epsilon_and_sit_out_past_their_budget(tm
     assert failed and all("epsilon" in reason for r in failed for reason in r["node_failures"].values())
 
 
-def test_a_node_may_spend_exactly_the_epsilon_its_ledger_records() -> None:
+def test_a_node_may_spend_exactly_the_epsilon_its_ledger_records(tmp_path: Path) -> None:
     # 100 examples in batches of 40: Opacus samples at 1 / 3 batches, not 40 / 100.
     settings = load_settings(["privacy=local_dpsgd", "privacy.epsilon_budget=1e9", "train.batch_size=40"])
     dataset = TensorDataset(torch.randn(100, 4), torch.randint(0, 2, (100,)))
+    _, configs = provision_nodes(tmp_path, [1, 2])  # two nodes: each trains once on a fresh ledger
 
-    def train(budget: float) -> float | None:
+    def train(node: int, budget: float) -> float | None:
         privacy = dataclasses.replace(settings.privacy, epsilon_budget=budget)
-        context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
-        return train_with_dpsgd(nn.Linear(4, 2), dataset, settings.train, privacy, 0, context).epsilon
+        kit = node_kit(configs[node])
+        return train_with_dpsgd(nn.Linear(4, 2), dataset, settings.train, privacy, 0, kit).epsilon
 
-    spent = train(1e9)
-    assert spent is not None and train(spent * (1 + 1e-9)) == pytest.approx(spent)
+    spent = train(1, 1e9)
+    assert spent is not None and train(2, spent * (1 + 1e-9)) == pytest.approx(spent)
 
 
 def test_central_dp_whose_noise_swamps_the_update_is_named_before_round_1_and_clipped_losses_say_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="fedtriage.server"):
-        summary, rounds = federate(tmp_path, "privacy=central", "federation.num_rounds=3")
+        # Noise of std 20 per value of the mean: the model collapses.
+        summary, rounds = federate(
+            tmp_path, "privacy=central", "privacy.noise_multiplier=80", "federation.num_rounds=3"
+        )
     (warning,) = [r.getMessage() for r in caplog.records if "privacy=central" in r.getMessage()]
     assert "will not learn" in warning and "privacy.noise_multiplier" in warning and "nodes" in warning
     trained = [r for r in rounds if r["round"] >= 1]

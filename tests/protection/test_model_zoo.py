@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from fl_protocol.protection.ckks_contexts import generate_contexts
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.run_config import load_settings
 from models import MODEL_NAMES
@@ -17,23 +16,17 @@ pytestmark = pytest.mark.slow
 HEADS = {"cnn": "classifier", "resnet18": "fc", "mobilenet_v3_small": "classifier"}
 
 
-@pytest.fixture(scope="module")
-def ckks_contexts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This test federation's CKKS contexts, as `fedtriage simulate` generates them."""
-    return generate_contexts(load_settings(["secure=ckks"]).secure.ckks, tmp_path_factory.mktemp("ckks"))
-
-
 @pytest.mark.parametrize("mode", list(ProtectionMode))
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_model_trains_under_every_protection_mode(
-    tmp_path: Path, ckks_contexts: Path, model: str, mode: ProtectionMode
+    tmp_path: Path, model: str, mode: ProtectionMode
 ) -> None:
     overrides = [
         f"model={model}", f"secure={mode}", "federation.num_nodes=2", "federation.num_rounds=2",
         "train.local_epochs=1", f"output_dir={tmp_path}", "tracking.enabled=false", *SMALL_FEDERATION,
     ]
     if mode is ProtectionMode.ckks:
-        overrides += [f"secure.ckks.encrypted_layers=[{HEADS[model]}]", f"secure.ckks.context_dir={ckks_contexts}"]
+        overrides += [f"secure.ckks.encrypted_layers=[{HEADS[model]}]"]
     summary, _ = federate_in_process(load_settings(overrides))
     assert summary.status == "FINISHED" and summary.rounds_completed == 2, summary.error
     assert summary.final_metrics["train/train-loss"] > 0

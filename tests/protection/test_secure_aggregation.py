@@ -142,7 +142,7 @@ def test_a_tampered_masked_vector_is_detected_and_its_node_treated_as_dropped() 
     assert_exact(result)
 
 
-def test_a_tampered_share_box_is_detected_by_its_receiver_and_the_sender_dropped() -> None:
+def test_a_share_box_altered_on_the_way_is_refused_by_its_receiver_and_the_sum_stays_exact() -> None:
     def corrupt_a_box(node_id: int, message: Message) -> None:
         if node_id == 44 and message.metadata.message_type == messages.SECAGG_TRAIN:
             record = message.content[messages.PEERS_RECORD]
@@ -150,10 +150,10 @@ def test_a_tampered_share_box_is_detected_by_its_receiver_and_the_sender_dropped
             boxes[0] = boxes[0][:-1] + bytes([boxes[0][-1] ^ 0x01])
             message.content[messages.PEERS_RECORD] = ConfigRecord({**dict(record), "boxes": boxes})
 
-    result, _ = run(NODES, tamper_instruction=corrupt_a_box)
-    accused = 11  # node 44's first box comes from the lowest-id neighbour
-    assert accused not in result.used and len(result.used) == 4
-    assert result.counts["tampered-boxes"] == 1
+    result, grid = run(NODES, tamper_instruction=corrupt_a_box)
+    refusal = replies_to(grid, messages.SECAGG_TRAIN)[44]
+    assert refusal.has_error() and "not the one its sender signed" in refusal.error.reason
+    assert result.used == [11, 22, 33, 55]
     assert_exact(result)
 
 
@@ -187,27 +187,31 @@ def test_the_server_sees_nothing_that_equals_or_correlates_with_a_contribution()
     assert_exact(result)
 
 
-def test_a_node_refuses_to_reveal_both_secrets_of_one_neighbour() -> None:
+def test_a_node_signs_one_cohort_per_round_and_reveals_only_for_the_cohort_it_signed() -> None:
     app_nodes = [1, 2, 3]
     result, grid = run(app_nodes, drop_at={messages.SECAGG_UNMASK: {1, 2, 3}}, min_nodes=2)
     assert result.sums is None
     context = grid.contexts[1]
-    state = context.state["secagg-round"]
-    request = Message(
-        RecordDict(
-            {messages.UNMASK_RECORD: ConfigRecord({
-                "round-id": bytes(state["round-id"]),
-                "used": (2).to_bytes(8, "little"),
-                "dropped": (2).to_bytes(8, "little"),
-                "cohort": ids_to_bytes(app_nodes),
-            })}
-        ),
-        dst_node_id=1,
-        message_type=messages.SECAGG_UNMASK,
-    )
-    request.metadata.__dict__["_message_id"] = "m"
-    with pytest.raises(secagg_node.ProtocolViolation, match="both secrets"):
-        secagg_node.unmask(request, context, node_kit(context.node_config), ConfigRecord({"label": "node-1"}))
+    round_id = bytes(context.state["secagg-round"]["round-id"])
+    kit, info = node_kit(context.node_config), ConfigRecord({"label": "node-1"})
+
+    def request(record: str, fields: dict, message_type: str) -> Message:
+        message = Message(RecordDict({record: ConfigRecord({"round-id": round_id, **fields})}), dst_node_id=1,
+                          message_type=message_type)
+        message.metadata.__dict__["_message_id"] = "m"
+        return message
+
+    signed = request(messages.COHORT_RECORD, {"cohort": ids_to_bytes(app_nodes)}, messages.SECAGG_CONSISTENCY)
+    assert secagg_node.sign_cohort(signed, context, kit, info).has_content()
+    other = ids_to_bytes([1, 2])
+    with pytest.raises(secagg_node.ProtocolViolation, match="already signed another cohort"):
+        secagg_node.sign_cohort(
+            request(messages.COHORT_RECORD, {"cohort": other}, messages.SECAGG_CONSISTENCY), context, kit, info
+        )
+    unmask = request(messages.UNMASK_RECORD, {"cohort": other, "signers": b"", "signatures": [b""]},
+                     messages.SECAGG_UNMASK)
+    with pytest.raises(secagg_node.ProtocolViolation, match="did not sign that cohort"):
+        secagg_node.unmask(unmask, context, kit, info)
 
 
 def replies_to(grid, stage: str) -> dict[int, Message]:
@@ -235,15 +239,12 @@ def test_nodes_refuse_to_unmask_when_the_server_names_fewer_used_than_the_thresh
     def single_out_the_target(node_id: int, message: Message) -> None:
         if message.metadata.message_type == messages.SECAGG_UNMASK:
             record = message.content[messages.UNMASK_RECORD]
-            others = ids_to_bytes([node for node in NODES if node != target])
-            message.content[messages.UNMASK_RECORD] = ConfigRecord(
-                {**dict(record), "used": ids_to_bytes([target]), "dropped": others, "cohort": ids_to_bytes([target])}
-            )
+            message.content[messages.UNMASK_RECORD] = ConfigRecord({**dict(record), "cohort": ids_to_bytes([target])})
 
     result, grid = run(NODES, tamper_instruction=single_out_the_target)
     reveals = replies_to(grid, messages.SECAGG_UNMASK)
     assert sorted(reveals) == NODES
-    assert all(reply.has_error() and "threshold" in reply.error.reason for reply in reveals.values())
+    assert all(reply.has_error() and "did not sign that cohort" in reply.error.reason for reply in reveals.values())
     assert result.sums is None
 
 
@@ -256,7 +257,8 @@ def test_a_node_masks_only_one_vector_per_round() -> None:
     )
     vector = layout_for(BASE, len(NODES)).encode(known_values(11, BASE.clip_range)).vector
     with pytest.raises(secagg_node.ProtocolViolation, match="already sent"):
-        secagg_node.masked(instruction, grid.contexts[11], vector, ConfigRecord({"label": "node-11"}))
+        context = grid.contexts[11]
+        secagg_node.masked(instruction, context, node_kit(context.node_config), vector, ConfigRecord({"label": "n"}))
 
 
 def test_more_participants_than_the_layout_allows_fail_the_session_naming_the_setting() -> None:

@@ -24,7 +24,7 @@ LENGTH = 257
 def layout_for(settings: SecAggSettings, max_contributors: int) -> ContributionLayout:
     return ContributionLayout(
         [Segment("update", LENGTH, settings.clip_range), Segment("count", 1)],
-        bits=settings.quantization_bits,
+        bits=settings.bits_for(max_contributors),
         max_contributors=max_contributors,
     )
 
@@ -37,9 +37,9 @@ def known_values(node_id: int, clip_range: float) -> dict[str, np.ndarray]:
 def known_contributions_app(
     settings: SecAggSettings,
     max_contributors: int,
-    alter_reveal: Callable[[Message, Context, Message], Message] | None = None,
+    alter: Callable[[Message, Context, Message], Message] | None = None,
 ) -> ClientApp:
-    """`alter_reveal(request, context, reply)` plays a node that lies at unmasking."""
+    """`alter(request, context, reply)` plays a node that lies: it sees every reply before it leaves."""
     app = ClientApp()
     layout = layout_for(settings, max_contributors)
 
@@ -49,7 +49,7 @@ def known_contributions_app(
     @app.train()
     def masked(msg: Message, context: Context) -> Message:
         vector = layout.encode(known_values(context.node_id, settings.clip_range)).vector
-        return secagg_node.masked(msg, context, vector, info(context))
+        return secagg_node.masked(msg, context, node_kit(context.node_config), vector, info(context))
 
     @app.query(messages.action(messages.SECAGG_SETUP))
     def setup(msg: Message, context: Context) -> Message:
@@ -59,9 +59,27 @@ def known_contributions_app(
     def share_keys(msg: Message, context: Context) -> Message:
         return secagg_node.share_keys(msg, context, settings, node_kit(context.node_config), info(context))
 
+    @app.query(messages.action(messages.SECAGG_DISPUTE))
+    def dispute(msg: Message, context: Context) -> Message:
+        return secagg_node.dispute(msg, context, info(context))
+
+    @app.query(messages.action(messages.SECAGG_CONSISTENCY))
+    def consistency(msg: Message, context: Context) -> Message:
+        return secagg_node.sign_cohort(msg, context, node_kit(context.node_config), info(context))
+
     @app.query(messages.action(messages.SECAGG_UNMASK))
     def unmask(msg: Message, context: Context) -> Message:
-        reply = secagg_node.unmask(msg, context, node_kit(context.node_config), info(context))
-        return reply if alter_reveal is None else alter_reveal(msg, context, reply)
+        return secagg_node.unmask(msg, context, node_kit(context.node_config), info(context))
 
-    return app
+    if alter is None:
+        return app
+    lying = ClientApp()
+
+    def relay(msg: Message, context: Context) -> Message:
+        reply = app(msg, context)
+        return alter(msg, context, reply) if reply.has_content() else reply
+
+    lying.train()(relay)
+    for message_type in messages.QUERIES:
+        lying.query(messages.action(message_type))(relay)
+    return lying

@@ -6,10 +6,13 @@ training loss and its evaluation counts. A segment is either
 
 - bounded: real values in [-bound, bound], quantized to `bits` bits with an offset,
   so that the sum of up to `max_contributors` of them never wraps modulo 2^32; or
-- exact: non-negative integers (counts), summed exactly.
+- exact: non-negative integers (counts) up to a per-node limit, summed exactly.
 
 Values outside a bounded segment's range are counted and reported by the node, not
-silently clipped (`EncodedContribution.out_of_range`).
+silently clipped (`EncodedContribution.out_of_range`). The server cannot see one node's
+values, but it can see a sum that no set of honest nodes could have sent
+(`ContributionLayout.impossible_sums`): one node that wraps its values modulo 2^32 shows
+there, and the round is discarded rather than the model moved.
 """
 
 import math
@@ -23,11 +26,17 @@ MODULUS_BITS = 32
 
 @dataclass(frozen=True)
 class Segment:
-    """A named run of `length` values; `bound` None means exact counts."""
+    """A named run of `length` values; `bound` None means exact counts.
+
+    `limit`: the largest count one node may send (exact segments; None: `count_limit`).
+    `nonnegative`: a bounded segment whose values lie in [0, bound] (losses, accuracies).
+    """
 
     name: str
     length: int
     bound: float | None = None
+    limit: int | None = None
+    nonnegative: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,15 +125,41 @@ class ContributionLayout:
                 sums[segment.name] = part * (2 * segment.bound / self._levels) - contributors * segment.bound
         return sums
 
+    def impossible_sums(self, total: np.ndarray, contributors: int) -> list[str]:
+        """Segments whose raw sum no `contributors` honest nodes could have sent.
+
+        Honest values lie in [low, high] levels per node, so their sum lies in
+        [contributors * low, contributors * high], far from the wrap-around at 2^32.
+        """
+        impossible = []
+        for segment in self.segments:
+            start = self._offsets[segment.name]
+            part = total[start : start + segment.length]
+            low, high = self._level_range(segment)
+            if part.size and (int(part.min()) < contributors * low or int(part.max()) > contributors * high):
+                impossible.append(segment.name)
+        return impossible
+
     def sum_error_bound(self, name: str, contributors: int) -> float:
         """Largest absolute error of a decoded sum: half a step per contributor."""
         return contributors * self.step(name) / 2
 
+    def _level_range(self, segment: Segment) -> tuple[int, int]:
+        """The smallest and largest level one honest node sends in `segment`."""
+        if segment.bound is None:
+            return 0, self._limit(segment)
+        # Zero encodes to rint(levels / 2), which is at least levels // 2.
+        return (self._levels // 2 if segment.nonnegative else 0), self._levels
+
+    def _limit(self, segment: Segment) -> int:
+        return self.count_limit if segment.limit is None else min(segment.limit, self.count_limit)
+
     def _counts(self, segment: Segment, raw: np.ndarray) -> np.ndarray:
         if segment.bound is not None:
             raise ValueError(f"segment {segment.name!r} holds bounded values, not counts")
-        if np.any(raw < 0) or np.any(raw > self.count_limit) or np.any(raw != np.round(raw)):
-            raise ValueError(f"segment {segment.name!r} holds counts: integers in [0, {self.count_limit}]")
+        limit = self._limit(segment)
+        if np.any(raw < 0) or np.any(raw > limit) or np.any(raw != np.round(raw)):
+            raise ValueError(f"segment {segment.name!r} holds counts: integers in [0, {limit}]")
         return raw.astype(np.uint32)
 
     def _segment(self, name: str) -> Segment:

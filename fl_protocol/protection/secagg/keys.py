@@ -40,6 +40,16 @@ def derive_key(private: X25519PrivateKey, peer_public: bytes, purpose: str, cont
     ).derive(shared)
 
 
+def usable_public(public: bytes) -> bool:
+    """Whether `public` is an X25519 key an exchange can use: a low-order point (e.g. all zeros)
+    gives no shared secret, and a peer who signs one would make every exchange with it fail."""
+    try:
+        new_private_key().exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:
+        return False
+    return True
+
+
 def tag(key: bytes, *parts: bytes) -> bytes:
     """HMAC-SHA256 over length-prefixed `parts` (unambiguous concatenation)."""
     mac = hmac.HMAC(key, hashes.SHA256())

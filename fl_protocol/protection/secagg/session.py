@@ -1,35 +1,45 @@
-"""One SecAgg+ session as both sides run it: stages, key purposes, vector layout.
+"""One SecAgg+ session as both sides run it: stages, signatures, vector layout.
 
-Stages (one `NodeExchange` each; `setup` only for nodes without run keys yet; their
-message types and record names are `fl_protocol.protection.messages`):
+Stages (one `NodeExchange` each; `setup` only for nodes without run keys yet, `dispute`
+only when a node reports a bad box; their message types and record names are
+`fl_protocol.protection.messages`):
 
-0. setup      (`query.secagg_setup`): the server's run public key goes out; each node
-   answers with its long-term encryption public key `c` and a key-confirmation tag.
-1. share keys (`query.secagg_share_keys`): with the participants' `c` keys, each node
-   draws a fresh mask key pair `s` and self-mask seed `b`, Shamir-shares `b` and the
-   `s` private key among its neighbours and itself, and sends `s`'s public key with
-   one AES-GCM box of shares per neighbour. Small messages: no model yet.
-2. masked     (`train`, or `query.secagg_evaluate` for evaluation only): each node
-   gets the global model, its surviving neighbours' `s` public keys and the boxes
-   addressed to it; it evaluates and trains, encodes its contribution and answers
-   with y = contribution + PRG(b) + sum of +-PRG(pairwise seed). Boxes that fail to
-   open are reported, and their senders are treated as dropped. Training here, not
-   earlier, means no large vector waits in a node's state between stages.
-3. unmask     (`query.secagg_unmask`): for every node whose vector is used each
-   holder reveals its share of `b`; for every node that dropped after stage 1 it
-   reveals its share of the `s` private key, never both for one node. The server
-   rebuilds the seeds and removes the masks from the sum.
+0. setup       (`query.secagg_setup`): the coordinator's signed run key goes out; each
+   node checks it against its roster and answers with its run encryption key `c`,
+   signed with its identity key, and a key-confirmation tag.
+1. share keys  (`query.secagg_share_keys`): with the participants' signed `c` keys, each
+   node draws a fresh mask key pair `s` and self-mask seed `b`, Shamir-shares `b` and the
+   `s` private key among its neighbours and itself, and sends `s`'s public key, its
+   threshold and a commitment to `b` (signed), with one signed box of shares per
+   neighbour (`sealed_shares`), and (unless it holds a CKKS key) its signature over all
+   participants as the cohort: the fast path. Small messages: no model yet.
+2. masked      (`train`, or `query.secagg_evaluate` for evaluation only): each node gets
+   the global model, its surviving neighbours' signed `s` keys and the boxes addressed
+   to it; it evaluates and trains, encodes its contribution and answers with
+   y = contribution + PRG(b) + sum of +-PRG(pairwise seed). A box its sender signed but
+   that does not open is reported in a signed accusation.
+   dispute     (`query.secagg_dispute`): an accused node proves what its box held by
+   revealing that box's key; whichever of the two lied is dropped.
+3. consistency (`query.secagg_consistency`), only when the cohort (the nodes whose vectors
+   the server sums) is not all participants with their stage-1 signatures: the server
+   names the cohort; each node in it signs that set, once a round.
+4. unmask      (`query.secagg_unmask`): with the cohort's signatures; a node that sees
+   every member's signature over the very set it signed reveals, for each neighbour in the
+   cohort, its share of `b`, and for each neighbour outside it, its share of the `s`
+   private key: never both for one node, and nothing for a cohort below its policy's
+   minimum. The server rebuilds the seeds, checks them against what their owners
+   signed, and removes the masks from the sum.
 
 Every reply after setup carries an HMAC under a key derived from the node's `c` key
-and the server's run key: a tampered reply is detected and its node dropped. Keys are
-vouched for by identity signatures checked against each party's pinned roster
-(`fl_protocol.identity`): the coordinator signs its run key, a node signs its `c` key for
-the run and its `s` key, threshold and seed commitment for the round.
+and the server's run key: a tampered reply is detected and its node dropped. What a
+party vouches for is signed with its identity key and checked against the pinned roster
+(`fl_protocol.identity`); the purposes below say what each signature means.
 """
 
 import math
 from collections.abc import Sequence
 
+from fl_protocol.protection.modes import Weighting
 from fl_protocol.protection.secagg import keys
 from fl_protocol.protection.secagg.contribution import ContributionLayout, Segment
 from fl_protocol.protection.secagg.wire import id_bytes
@@ -37,14 +47,13 @@ from fl_protocol.settings import SecAggSettings
 
 # Purposes of derived keys (fl_protocol.protection.secagg.keys.derive_key).
 AUTH_PURPOSE = "node-auth"
-SHARE_BOX_PURPOSE = "share-box"
 MASK_PURPOSE = "pairwise-mask"
 
 # Segments of the contribution vector besides the model update.
 UPDATE = "update"
-WEIGHT = "weight"  # min(training examples, max_weight), exact
-EXAMPLES = "examples"  # training examples, exact
-TRAIN_LOSS = "train-loss"  # weight-scaled
+WEIGHT = "weight"  # 1 if trained (weighting=equal), else min(training examples, max_weight); exact
+EXAMPLES = "examples"  # training examples (weighting=examples only), exact
+TRAIN_LOSS = "train-loss"  # times the node's weight in the mean
 CLIPPED = "clipped"  # values clipped into range (in practice the update's), filled by encode, exact
 EVAL_WEIGHT = "eval-weight"
 EVAL_LOSS = "eval-loss"
@@ -61,26 +70,33 @@ EPSILON_RESOLUTION = 1000
 
 
 def layout(update_values: int, settings: SecAggSettings, max_contributors: int) -> ContributionLayout:
-    """The vector layout for a model update of `update_values` values (0: evaluation only)."""
+    """The vector layout for a model update of `update_values` values (0: evaluation only).
+
+    Every segment says what one honest node can send in it, so that the server can refuse
+    a sum no honest cohort could have made (`ContributionLayout.impossible_sums`).
+    """
     weighted_one = 1.0
+    scale = settings.weight_scale
+    # weighting=equal: no count leaves a node, so the example segment carries zeros.
+    examples = None if settings.weighting is Weighting.examples else 0
     return ContributionLayout(
         [
             Segment(UPDATE, update_values, settings.clip_range),
-            Segment(WEIGHT, 1),
-            Segment(EXAMPLES, 1),
-            Segment(TRAIN_LOSS, 1, settings.metric_bound),
-            Segment(CLIPPED, 1),
-            Segment(EVAL_WEIGHT, 1),
-            Segment(EVAL_LOSS, 1, settings.metric_bound),
-            Segment(EVAL_ACCURACY, 1, weighted_one),
-            Segment(EVAL_F1, 1, weighted_one),
-            Segment(EVAL_ROC_WEIGHT, 1),
-            Segment(EVAL_ROC_AUC, 1, weighted_one),
+            Segment(WEIGHT, 1, limit=scale),
+            Segment(EXAMPLES, 1, limit=examples),
+            Segment(TRAIN_LOSS, 1, settings.metric_bound, nonnegative=True),
+            Segment(CLIPPED, 1, limit=update_values),
+            Segment(EVAL_WEIGHT, 1, limit=scale),
+            Segment(EVAL_LOSS, 1, settings.metric_bound, nonnegative=True),
+            Segment(EVAL_ACCURACY, 1, weighted_one, nonnegative=True),
+            Segment(EVAL_F1, 1, weighted_one, nonnegative=True),
+            Segment(EVAL_ROC_WEIGHT, 1, limit=scale),
+            Segment(EVAL_ROC_AUC, 1, weighted_one, nonnegative=True),
             Segment(LOCAL_EPSILON, 1),
-            Segment(TRAIN_LOSS_AT_BOUND, 1),
-            Segment(EVAL_LOSS_AT_BOUND, 1),
+            Segment(TRAIN_LOSS_AT_BOUND, 1, limit=1),
+            Segment(EVAL_LOSS_AT_BOUND, 1, limit=1),
         ],
-        bits=settings.quantization_bits,
+        bits=settings.bits_for(max_contributors),
         max_contributors=max_contributors,
     )
 
@@ -104,6 +120,10 @@ def pairwise_sign(node: int, peer: int) -> int:
 SERVER_RUN_KEY = "secagg/server-run-key"  # the coordinator: this run key (id, X25519 public key) is mine
 NODE_RUN_KEY = "secagg/node-run-key"  # a node: under this run key, node id N is roster member X with key c
 ROUND_KEYS = "secagg/round-keys"  # a node: in this round, my mask key, threshold and seed commitment
+SHARE_BOX = "secagg/share-box"  # a node: in this round, this is the box of shares I sealed for node R
+ACCUSATION = "secagg/accusation"  # a node: in this round, the box node S signed for me does not open
+COHORT = "secagg/cohort"  # a node: in this round, the sum is over exactly this set of nodes
+ATTACHMENTS = "secagg/attachments"  # a node: in this round, these are my ciphertexts (CKKS)
 
 
 def seed_commitment(round_id: bytes, self_seed: bytes) -> bytes:
@@ -119,3 +139,23 @@ def round_keys_signed(
 ) -> tuple[str, bytes, bytes, bytes, bytes, bytes]:
     """The purpose and parts a node signs for its round keys (`ROUND_KEYS`)."""
     return ROUND_KEYS, round_id, id_bytes(node), s_pk, threshold.to_bytes(8, "big"), commitment
+
+
+def box_signed(round_id: bytes, sender: int, receiver: int, box: bytes) -> tuple[str, bytes, bytes, bytes, bytes]:
+    """The purpose and parts a sender signs for one box (`SHARE_BOX`)."""
+    return SHARE_BOX, round_id, id_bytes(sender), id_bytes(receiver), box
+
+
+def accusation_signed(round_id: bytes, accuser: int, accused: int) -> tuple[str, bytes, bytes, bytes]:
+    """The purpose and parts an accuser signs (`ACCUSATION`)."""
+    return ACCUSATION, round_id, id_bytes(accuser), id_bytes(accused)
+
+
+def cohort_signed(round_id: bytes, cohort: bytes) -> tuple[str, bytes, bytes]:
+    """The purpose and parts a node signs for the cohort it was told (`COHORT`; ids sorted, as `wire`)."""
+    return COHORT, round_id, cohort
+
+
+def attachments_signed(round_id: bytes, node: int, attachments: list[bytes]) -> tuple[str, bytes, bytes, bytes]:
+    """The purpose and parts a node signs for its ciphertexts (`ATTACHMENTS`)."""
+    return ATTACHMENTS, round_id, id_bytes(node), keys.digest(b"".join(keys.digest(item) for item in attachments))
