@@ -165,11 +165,12 @@ def share_keys(
     # The fast path: this node signs now that the sum may be over all participants, so that a round
     # nobody drops out of needs no consistency stage. A node holding a CKKS key never does: it signs
     # one cohort per round, so that no two cohorts of a round are complete (see `unmask`).
-    fast_cohort = ids_to_bytes(participants) if not has_ckks_key(kit) else b""
+    fast = not has_ckks_key(kit)
+    participants_bytes = ids_to_bytes(participants)
     context.state[_ROUND_STATE] = ConfigRecord(
         {
             "round-id": round_id,
-            "participants": ids_to_bytes(participants),
+            "participants": participants_bytes,
             "roster-keys": [roster_keys[node] for node in participants],
             "holders": ids_to_bytes(holders),
             "threshold": needed,
@@ -179,10 +180,10 @@ def share_keys(
             "own-s": own[1],
             "box-to": ids_to_bytes(box_to),
             "box-secrets": box_secrets or [b""],
-            "fast-cohort": fast_cohort,
+            "signed-participants": fast,
         }
     )
-    cohort_signature = kit.identity.sign(*session.cohort_signed(round_id, fast_cohort)) if fast_cohort else b""
+    cohort_signature = kit.identity.sign(*session.cohort_signed(round_id, participants_bytes)) if fast else b""
     box_to_bytes = ids_to_bytes(box_to)
     auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, *boxes)
     signature = kit.identity.sign(*session.round_keys_signed(round_id, me, s_pk, needed, commitment))
@@ -360,7 +361,8 @@ def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord
     cohort_bytes = bytes(request["cohort"])
     if not state.get("masked-sent", False):
         raise ProtocolViolation("this node sent no masked vector for this round: it reveals nothing for it")
-    if cohort_bytes not in (state.get("cohort", b""), state.get("fast-cohort", b"")) or not cohort_bytes:
+    fast_cohort = bytes(state["participants"]) if state.get("signed-participants", False) else b""
+    if cohort_bytes not in (state.get("cohort", b""), fast_cohort) or not cohort_bytes:
         raise ProtocolViolation("this node did not sign that cohort for this round")
     cohort = set(ids_from_bytes(cohort_bytes))
     signers = _cohort_signers(state, request, cohort_bytes)

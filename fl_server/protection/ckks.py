@@ -3,7 +3,7 @@
 Each round is a SecAgg+ session as in `secagg` (counts, metrics and any
 layers not encrypted travel masked); the encrypted layers arrive as CKKS ciphertexts
 under a key only nodes hold, each signed by its sender. The server checks that the
-cohort's ciphertexts add up (public context, no secret key) and sends them, with their
+cohort's ciphertexts parse (public context, no secret key) and sends them, with their
 signatures, to a node of the cohort, which adds them itself and decrypts only that sum,
 once per round (`fl_client.protection.ckks`).
 """
@@ -79,7 +79,7 @@ class CkksAggregation(SecAggAggregation):
     def _decrypted_sum(self, exchange: NodeExchange, result: SessionResult, count: int) -> tuple[np.ndarray, float]:
         """The decrypted sum of the used nodes' ciphertexts, and their expansion (bytes per float32 byte)."""
         contributions = {exchange.label_of(node): result.attachments[node] for node in result.used}
-        summed_ciphertexts(self._public, contributions, chunk_sizes(count, self._slots))  # they add, or CkksError
+        check_ciphertexts(self._public, contributions, chunk_sizes(count, self._slots))
         expansion = sum(len(c) for c in result.attachments[result.used[0]]) / (4 * count)
         senders = result.used
         chunks = [chunk for node in senders for chunk in result.attachments[node]]
@@ -110,23 +110,16 @@ def chunk_sizes(count: int, slots: int) -> list[int]:
     return [min(slots, count - start) for start in range(0, count, slots)]
 
 
-def summed_ciphertexts(
-    public: ts.Context, contributions: Mapping[str, Sequence[bytes]], sizes: Sequence[int]
-) -> list[ts.CKKSVector]:
-    """Add the nodes' ciphertexts chunk by chunk; one malformed contribution fails the sum, naming its node.
+def check_ciphertexts(public: ts.Context, contributions: Mapping[str, Sequence[bytes]], sizes: Sequence[int]) -> None:
+    """Every node's ciphertexts parse as vectors of the expected sizes, or `CkksError` naming the node.
 
-    The masked sums already include every used node, so a node cannot be dropped at this point.
+    The node that decrypts adds them itself; this check only lets a malformed contribution fail
+    the round with its sender's name, without adding anything here.
     """
-    sums: list[ts.CKKSVector] | None = None
-    for node, chunks in contributions.items():
-        vectors = _parsed(public, node, chunks, sizes)
-        try:
-            sums = vectors if sums is None else [total + vector for total, vector in zip(sums, vectors)]
-        except (ValueError, RuntimeError) as err:  # e.g. another scale or other parameters
-            raise CkksError(f"node {node} sent ciphertexts that do not add to the others': {err}") from err
-    if sums is None:
+    if not contributions:
         raise CkksError("no node's ciphertexts to add")
-    return sums
+    for node, chunks in contributions.items():
+        _parsed(public, node, chunks, sizes)
 
 
 def _parsed(public: ts.Context, node: str, chunks: Sequence[bytes], sizes: Sequence[int]) -> list[ts.CKKSVector]:

@@ -24,7 +24,7 @@ from fl_protocol.protection.ckks_contexts import (
 )
 from fl_protocol.run_config import load_settings
 from fl_protocol.settings import CkksSettings, RunSettings
-from fl_server.protection.ckks import CkksError, chunk_sizes, summed_ciphertexts
+from fl_server.protection.ckks import CkksError, check_ciphertexts, chunk_sizes
 from tests.support.inprocess_grid import federate_in_process
 
 
@@ -63,13 +63,13 @@ def test_a_coordinator_kit_holding_a_secret_key_is_refused(ckks: CkksKits, tmp_p
 def test_the_sum_of_encrypted_updates_decrypts_within_1e_3(ckks: CkksKits) -> None:
     rng = np.random.default_rng(0)
     updates = [rng.uniform(-0.5, 0.5, 10_000) for _ in range(5)]
-    contributions = {
-        f"node-{i}": ckks_node.encrypt(update, ckks.settings, ckks.node) for i, update in enumerate(updates)
-    }
-    sizes = chunk_sizes(10_000, slot_count(ckks.settings))
-    summed = summed_ciphertexts(server_context(ckks.coordinator), contributions, sizes)
     secret = node_context(ckks.node.path)
-    decrypted = np.concatenate([ts.ckks_vector_from(secret, vector.serialize()).decrypt() for vector in summed])
+    encrypted = [
+        [ts.ckks_vector_from(secret, chunk) for chunk in ckks_node.encrypt(update, ckks.settings, ckks.node)]
+        for update in updates
+    ]
+    summed = [sum(chunks[1:], chunks[0]) for chunks in zip(*encrypted)]
+    decrypted = np.concatenate([vector.decrypt() for vector in summed])
     assert np.max(np.abs(decrypted - np.sum(updates, axis=0))) < 1e-3
 
 
@@ -94,8 +94,8 @@ def test_a_malformed_ciphertext_fails_the_sum_naming_its_node(ckks: CkksKits, ho
     }
     # A RuntimeError: `SecAggAggregation.train_round` turns it into a failed round.
     with pytest.raises(CkksError, match="node node-1 sent"):
-        summed_ciphertexts(server_context(ckks.coordinator), contributions,
-                           chunk_sizes(10_000, slot_count(ckks.settings)))
+        sizes = chunk_sizes(10_000, slot_count(ckks.settings))
+        check_ciphertexts(server_context(ckks.coordinator), contributions, sizes)
 
 
 def federate(directory: Path, name: str, *overrides: str) -> dict:
