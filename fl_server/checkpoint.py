@@ -20,13 +20,12 @@ from flwr.app import ArrayRecord
 from flwr.serverapp.strategy import Strategy
 
 from fedtriage.errors import ConfigError
+from fl_protocol.protection.dp_ledger import LedgerEntry, ledger_entry
 from fl_protocol.protection.modes import PrivacyMode
 from fl_protocol.settings import RunSettings
 from fl_server.round_record import RoundRecord
 
 _FORMAT = "fedtriage-checkpoint-1"
-# One central-DP release as the accountant keeps it: (noise multiplier, sampling rate, steps).
-LedgerEntry = tuple[float, float, int]
 
 
 @dataclass
@@ -147,9 +146,6 @@ def _ledger(path: Path, raw: object) -> list[LedgerEntry] | None:
     if raw is None:
         return None
     try:
-        entries = [(float(noise), float(rate), int(steps)) for noise, rate, steps in raw]  # type: ignore[attr-defined]
+        return [ledger_entry(entry) for entry in raw]  # type: ignore[attr-defined]
     except (TypeError, ValueError) as err:
         raise ConfigError("checkpoint.resume_from", f"{path} has a malformed privacy ledger: {err}") from err
-    if not all(noise > 0 and 0 < rate <= 1 and steps >= 0 for noise, rate, steps in entries):
-        raise ConfigError("checkpoint.resume_from", f"{path} has a privacy ledger with impossible entries")
-    return entries

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from fedtriage.errors import Refused
 from fl_client.kit import NodeKit
+from fl_protocol.protection.dp_ledger import LedgerEntry, ledger_entry
 
 _FORMAT = "fedtriage-dpsgd-ledger-1"
-# One DP-SGD training as Opacus's RDP accountant keeps it: (noise multiplier, sampling rate, steps).
-LedgerEntry = tuple[float, float, int]
 
 
 class PrivacyBudgetExhausted(Refused):
@@ -93,7 +92,7 @@ class NodePrivacyLedger:
                 raise ValueError(
                     f"it belongs to node {document.get('node')!r} of federation {document.get('federation')!r}"
                 )
-            entries = [_entry(raw) for raw in document["entries"]]
+            entries = [ledger_entry(raw) for raw in document["entries"]]
         except (ValueError, TypeError, KeyError) as err:
             raise self._unreadable(str(err) or type(err).__name__) from err
         return entries
@@ -134,18 +133,6 @@ def epsilon_of(entries: list[LedgerEntry], delta: float) -> float:
     accountant = RDPAccountant()
     accountant.history = list(entries)
     return float(accountant.get_epsilon(delta))
-
-
-def _entry(raw: object) -> LedgerEntry:
-    if not isinstance(raw, list) or len(raw) != 3:
-        raise ValueError(f"entry {raw!r} is not [noise multiplier, sampling rate, steps]")
-    noise, rate, steps = raw
-    numbers = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in raw)
-    if not (numbers and isinstance(steps, int)):
-        raise ValueError(f"entry {raw!r} is not [noise multiplier, sampling rate, steps]")
-    if not (noise > 0 and 0 < rate <= 1 and steps >= 0):
-        raise ValueError(f"entry {raw!r} is impossible")
-    return float(noise), float(rate), steps
 
 
 def _slug(name: str) -> str:

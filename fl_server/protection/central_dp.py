@@ -17,11 +17,8 @@ import secrets
 import numpy as np
 from opacus.accountants import RDPAccountant
 
+from fl_protocol.protection.dp_ledger import LedgerEntry
 from fl_protocol.settings import RunSettings
-
-# One composed release: (noise multiplier, sampling rate, steps), as Opacus's RDP accountant keeps it
-# (the same entries a checkpoint carries, `fl_server.checkpoint.LedgerEntry`).
-LedgerEntry = tuple[float, float, int]
 
 
 class CentralPrivacy:
