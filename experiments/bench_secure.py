@@ -165,9 +165,9 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 def signature_cost(nodes: int, repeats: int = 200) -> dict[str, float]:
     """What the identity signatures of one secagg round cost, for `nodes` nodes all neighbours.
 
-    Per node: it signs its run key once per run (not counted), and per round its round keys,
-    one box per neighbour, its ciphertexts and the cohort; it checks every participant's run
-    key, every neighbour's round keys and box to it, and every cohort signature. The server
+    Per node: it signs its run key and checks every participant's once per run (not counted),
+    and per round its round keys, one box per neighbour, its ciphertexts and the cohort; it
+    checks every neighbour's round keys and box to it, and every cohort signature. The server
     checks each node's round keys, boxes, ciphertexts and cohort signature.
     """
     from fl_protocol.identity.keys import IdentityKey, verify
@@ -179,7 +179,7 @@ def signature_cost(nodes: int, repeats: int = 200) -> dict[str, float]:
     verify_s = _median_seconds(lambda: verify(key.public, signature, "bench", message), repeats)
     peers = nodes - 1
     node_signs = 1 + peers + 1 + 1
-    node_verifies = nodes + peers + peers + nodes
+    node_verifies = peers + peers + nodes
     server_verifies = nodes * (1 + peers + 1 + 1)
     return {
         "node_signs": node_signs,

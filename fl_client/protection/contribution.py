@@ -52,7 +52,8 @@ def encode_contribution(
     weight = examples = 0
     train_loss = 0.0
     if trained is not None and train is not None:
-        delta = array_vector.flatten(trained) - array_vector.flatten(received)
+        delta = array_vector.flatten(trained)
+        delta -= array_vector.flatten(received)
         if settings.privacy.mode is PrivacyMode.central:
             norm = float(np.linalg.norm(delta))
             delta *= min(1.0, settings.privacy.clip_norm / norm) if norm > 0 else 1.0
@@ -63,9 +64,9 @@ def encode_contribution(
     weighted = alpha * delta
     if settings.secure.mode is ProtectionMode.ckks and weighted.size:
         encrypted = array_vector.selected(received, settings.secure.ckks.encrypted_layers)
+        update, encrypted_update = weighted[~encrypted], weighted[encrypted]
     else:
-        encrypted = np.zeros(weighted.size, dtype=bool)
-    update = weighted[~encrypted]
+        update, encrypted_update = weighted, weighted[:0]
     eval_weight = _weight(evaluation.num_examples, sec)
     eval_alpha = eval_weight / sec.weight_scale
     roc_alpha = eval_alpha if evaluation.roc_auc is not None else 0.0
@@ -87,7 +88,7 @@ def encode_contribution(
     }
     # The clipped-value count comes out of the same pass that clips (into CLIPPED).
     encoded = layout.encode(values, clipped_into=session.CLIPPED)
-    return SecureContribution(encoded, weighted[encrypted], _update_error(layout, update))
+    return SecureContribution(encoded, encrypted_update, _update_error(layout, update))
 
 
 def _update_error(layout: ContributionLayout, update: np.ndarray) -> float:

@@ -31,8 +31,10 @@ al. 2020 and Bonawitz et al. 2017, malicious model) and relies only on its kit
 """
 
 import functools
+import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -52,6 +54,8 @@ from fl_protocol.protection.secagg.wire import id_bytes, ids_from_bytes, ids_to_
 from fl_protocol.settings import SecAggSettings
 from fl_protocol.settings.policy import NodePolicy
 
+logger = logging.getLogger("fedtriage.client")
+
 _RUN_STATE = "secagg-run"
 _ROUND_STATE = "secagg-round"
 # Every round id this node drew secrets for, under any run key: each is answered once.
@@ -62,6 +66,17 @@ FINISHED_STATE = "secagg-finished"
 
 class ProtocolViolation(Refused):
     """The server asked for something the protocol does not allow; the node refuses."""
+
+
+@dataclass(frozen=True)
+class MaskingRequest:
+    """A stage-2 request once checked: this run's and round's state, the peers and their mask keys."""
+
+    msg: Message
+    run: ConfigRecord
+    state: ConfigRecord
+    peers: list[int]
+    s_pks: list[bytes]
 
 
 _Stage = TypeVar("_Stage", bound=Callable[..., Any])
@@ -119,13 +134,19 @@ def share_keys(
     msg: Message, context: Context, settings: SecAggSettings, kit: NodeKit, node_info: ConfigRecord
 ) -> Message:
     """Stage 1: check the round, draw this round's secrets and seal shares of them for the neighbours."""
+    shares = _draw_round(msg.content[messages.ROUND_RECORD], context, settings, kit)
+    return Message(RecordDict({messages.SHARES_RECORD: shares, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+
+
+@refuses_malformed
+def _draw_round(request: ConfigRecord, context: Context, settings: SecAggSettings, kit: NodeKit) -> ConfigRecord:
+    """Stage 1's checks and secrets for the round `request` names; the shares record to send."""
     if settings.weighting is Weighting.examples and not kit.policy.secure.release_counts:
         raise ProtocolViolation(
             "the run's secure.secagg.weighting=examples would send this node's example counts inside the sum, "
             "and its policy's secure.release_counts is false"
         )
     run = _run_state(context)
-    request = msg.content[messages.ROUND_RECORD]
     round_id = bytes(request["round-id"])
     participants = ids_from_bytes(bytes(request["participants"]))
     me = context.node_id
@@ -187,7 +208,7 @@ def share_keys(
     box_to_bytes = ids_to_bytes(box_to)
     auth = keys.tag(_auth_key(run), b"share-keys", round_id, s_pk, box_to_bytes, *boxes)
     signature = kit.identity.sign(*session.round_keys_signed(round_id, me, s_pk, needed, commitment))
-    shares = ConfigRecord(
+    return ConfigRecord(
         {
             "s-pk": s_pk,
             "box-to": box_to_bytes,
@@ -200,7 +221,6 @@ def share_keys(
             "cohort-sig": cohort_signature,
         }
     )
-    return Message(RecordDict({messages.SHARES_RECORD: shares, records.NODE_INFO_KEY: node_info}), reply_to=msg)
 
 
 def node_threshold(holders: int, fraction: float, policy: NodePolicy) -> int:
@@ -222,12 +242,17 @@ def masked(
     contribution: np.ndarray,
     node_info: ConfigRecord,
     attachments: list[bytes] | None = None,
+    checked: MaskingRequest | None = None,
 ) -> Message:
     """Stage 2: open the neighbours' signed boxes, then send the masked contribution.
 
     `attachments` (CKKS ciphertexts) travel with the masked vector under the same tag.
+    `checked`: what `check_masking_request` found for this very message, so its signatures
+    are not checked twice.
     """
-    run, state, peers, s_pks = _masking_request(msg, context)
+    if checked is None or checked.msg is not msg:
+        checked = _masking_request(msg, context)
+    run, state, peers, s_pks = checked.run, checked.state, checked.peers, checked.s_pks
     request = msg.content[messages.PEERS_RECORD]
     round_id = bytes(state["round-id"])
     me = context.node_id
@@ -273,7 +298,7 @@ def masked(
     # Signed, so that the node that decrypts (CKKS) can check whose ciphertexts it adds.
     attachments_signature = kit.identity.sign(*session.attachments_signed(round_id, me, attachments))
     auth = keys.tag(
-        _auth_key(run), b"masked", round_id, keys.digest(vector.tobytes()), bad_bytes, *accusations,
+        _auth_key(run), b"masked", round_id, keys.digest(vector), bad_bytes, *accusations,
         len(attachments).to_bytes(8, "big"), *attachments,
     )
     record = ConfigRecord(
@@ -351,9 +376,16 @@ def sign_cohort(msg: Message, context: Context, kit: NodeKit, node_info: ConfigR
 
 
 @refuses_malformed
-def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord) -> Message:
+def unmask(
+    msg: Message, context: Context, settings: SecAggSettings, kit: NodeKit, node_info: ConfigRecord
+) -> Message:
     """Stage 4: for the cohort this node and every other member signed, reveal self-mask shares of
-    its members and mask-key shares of the neighbours outside it."""
+    its members and mask-key shares of the neighbours outside it.
+
+    The request may carry the next round's stage 1 (keys ahead): answered beside the reveal,
+    with every check stage 1 makes, once this round's secrets are spent. A refusal of it
+    leaves the reveal alone: the server then runs that stage on its own.
+    """
     run, request = _run_state(context), msg.content[messages.UNMASK_RECORD]
     state = _round_state(context, request)
     round_id = bytes(state["round-id"])
@@ -405,7 +437,13 @@ def unmask(msg: Message, context: Context, kit: NodeKit, node_info: ConfigRecord
             "tag": auth,
         }
     )
-    return Message(RecordDict({messages.REVEAL_RECORD: reveal, records.NODE_INFO_KEY: node_info}), reply_to=msg)
+    content = RecordDict({messages.REVEAL_RECORD: reveal, records.NODE_INFO_KEY: node_info})
+    if messages.ROUND_RECORD in msg.content:
+        try:
+            content[messages.SHARES_RECORD] = _draw_round(msg.content[messages.ROUND_RECORD], context, settings, kit)
+        except Refused as err:
+            logger.warning("refused to share keys for the next round ahead: %s", err)
+    return Message(content, reply_to=msg)
 
 
 def _cohort_signers(state: ConfigRecord, request: ConfigRecord, cohort_bytes: bytes) -> set[int]:
@@ -436,9 +474,9 @@ def _require_cohort_size(size: int, kit: NodeKit) -> None:
 
 
 @refuses_malformed
-def check_masking_request(msg: Message, context: Context) -> None:
+def check_masking_request(msg: Message, context: Context) -> MaskingRequest:
     """Refuse a stage-2 request the protocol does not allow, before the node does any work for it."""
-    _masking_request(msg, context)
+    return _masking_request(msg, context)
 
 
 def _verified_participants(
@@ -458,17 +496,25 @@ def _verified_participants(
     if len(set(names)) != len(names):
         raise ProtocolViolation("the round names one roster member for more than one node")
     run_key_id, server_pk = bytes(run["run-key-id"]), bytes(run["server-pk"])
+    # Run keys are the same every round of a run: each (node, name, key, signature, roster key) is checked once.
+    verified = {bytes(item) for item in run.get("verified-c", [])}  # type: ignore[union-attr]
     roster_keys: dict[int, bytes] = {}
     for node, c_pk, name, signature in zip(participants, c_pks, names, signatures):
         roster_key = kit.roster.node_key(name)
         if roster_key is None:
             raise ProtocolViolation(f"participant {name!r} is not in this node's roster")
         signed = (run_key_id, server_pk, id_bytes(node), name.encode(), c_pk)
-        if not verify(roster_key, signature, session.NODE_RUN_KEY, *signed):
-            raise ProtocolViolation(f"the key of participant {name!r} is not signed by its roster key")
-        if not keys.usable_public(c_pk):
-            raise ProtocolViolation(f"participant {name!r} signed an encryption key no exchange can use")
+        checked = keys.digest(b"".join(len(part).to_bytes(8, "big") + part
+                                       for part in (*signed, signature, roster_key)))
+        if checked not in verified:
+            if not verify(roster_key, signature, session.NODE_RUN_KEY, *signed):
+                raise ProtocolViolation(f"the key of participant {name!r} is not signed by its roster key")
+            if not keys.usable_public(c_pk):
+                raise ProtocolViolation(f"participant {name!r} signed an encryption key no exchange can use")
+            verified.add(checked)
         roster_keys[node] = roster_key
+    if verified:
+        run["verified-c"] = sorted(verified)
     if me not in participants:
         raise ProtocolViolation(f"node {me} is not among this round's participants")
     mine = participants.index(me)
@@ -477,7 +523,7 @@ def _verified_participants(
     return roster_keys
 
 
-def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, ConfigRecord, list[int], list[bytes]]:
+def _masking_request(msg: Message, context: Context) -> MaskingRequest:
     """This run's and round's state, the peers and their mask keys, once the request is checked."""
     run, state = _run_state(context), _round_state(context, msg.content[messages.PEERS_RECORD])
     if state.get("masked-sent", False):
@@ -488,7 +534,7 @@ def _masking_request(msg: Message, context: Context) -> tuple[ConfigRecord, Conf
     s_pks = [bytes(pk) for pk in request["s-pks"]][: len(peers)]
     _check_peers(peers, s_pks, holders - {context.node_id}, int(state["threshold"]))
     _check_mask_keys(state, bytes(state["round-id"]), peers, s_pks, request)
-    return run, state, peers, s_pks
+    return MaskingRequest(msg, run, state, peers, s_pks)
 
 
 def _check_peers(peers: list[int], s_pks: list[bytes], neighbours_of_me: set[int], threshold: int) -> None:

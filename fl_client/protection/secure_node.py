@@ -42,10 +42,10 @@ class SecAggNode:
 
     def train(self, msg: Message, context: Context, work: NodeWork) -> Message:
         """Stage 2 of a training round: evaluate the received model, train it, send both masked."""
-        self._require_session(msg, context)
+        checked = self._require_session(msg, context)
         self._log_holdings(context, work.holdings_report())
         evaluation = work.evaluate()
-        return self._contribute(msg, context, evaluation, work.train())
+        return self._contribute(msg, context, evaluation, work.train(), checked)
 
     def evaluate(self, msg: Message, context: Context, work: NodeWork) -> Message:
         raise UpdateProtectionError(
@@ -62,19 +62,25 @@ class SecAggNode:
             return secagg.share_keys(msg, context, self._settings.secure.secagg, kit, self._node_info)
         if message_type == messages.SECAGG_EVALUATE:
             # Stage 2 of an evaluation-only session (after the last round).
-            self._require_session(msg, context)
+            checked = self._require_session(msg, context)
             self._log_holdings(context, work.holdings_report())
-            return self._contribute(msg, context, work.evaluate(), None)
+            return self._contribute(msg, context, work.evaluate(), None, checked)
         if message_type == messages.SECAGG_DISPUTE:
             return secagg.dispute(msg, context, self._node_info)
         if message_type == messages.SECAGG_CONSISTENCY:
             return secagg.sign_cohort(msg, context, node_kit(context.node_config), self._node_info)
         if message_type == messages.SECAGG_UNMASK:
-            return secagg.unmask(msg, context, node_kit(context.node_config), self._node_info)
+            kit = node_kit(context.node_config)
+            return secagg.unmask(msg, context, self._settings.secure.secagg, kit, self._node_info)
         raise secagg.ProtocolViolation(f"secure.mode={self._settings.secure.mode} has no stage {message_type}")
 
     def _contribute(
-        self, msg: Message, context: Context, evaluation: EvaluationResult, training: LocalTraining | None
+        self,
+        msg: Message,
+        context: Context,
+        evaluation: EvaluationResult,
+        training: LocalTraining | None,
+        checked: secagg.MaskingRequest,
     ) -> Message:
         settings = self._settings
         received = {name: array.numpy() for name, array in msg.content[records.ARRAYS_KEY].items()}
@@ -99,20 +105,20 @@ class SecAggNode:
             )
         kit = node_kit(context.node_config)
         attachments = self._attachments(contribution.encrypted_update, kit)
-        return secagg.masked(msg, context, kit, contribution.encoded.vector, self._node_info, attachments)
+        return secagg.masked(msg, context, kit, contribution.encoded.vector, self._node_info, attachments, checked)
 
     def _attachments(self, encrypted_update: np.ndarray, kit: NodeKit) -> list[bytes] | None:
         """What travels beside the masked vector under its tag (none in this mode)."""
         return None
 
-    def _require_session(self, msg: Message, context: Context) -> None:
+    def _require_session(self, msg: Message, context: Context) -> secagg.MaskingRequest:
         """A round without secure aggregation, or a request its protocol does not allow, is
         refused before holdings or model are touched."""
         if messages.PEERS_RECORD not in msg.content:
             raise UpdateProtectionError(
                 f"secure.mode={self._settings.secure.mode}: refusing a round without secure aggregation"
             )
-        secagg.check_masking_request(msg, context)
+        return secagg.check_masking_request(msg, context)
 
     def _log_holdings(self, context: Context, report: HoldingsReport) -> None:
         """Counts stay on the node in protected modes: its operator sees them here, once."""

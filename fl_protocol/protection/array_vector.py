@@ -11,9 +11,13 @@ import numpy as np
 
 def flatten(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     """Concatenate `arrays` (in their mapping order) into one float64 vector."""
-    if not arrays:
-        return np.zeros(0, dtype=np.float64)
-    return np.concatenate([np.asarray(array, dtype=np.float64).reshape(-1) for array in arrays.values()])
+    parts = [np.asarray(array).reshape(-1) for array in arrays.values()]
+    vector = np.empty(sum(part.size for part in parts), dtype=np.float64)
+    start = 0
+    for part in parts:  # cast while copying: no float64 temporary per array
+        vector[start : start + part.size] = part
+        start += part.size
+    return vector
 
 
 def selected(arrays: Mapping[str, np.ndarray], prefixes: Sequence[str] | None) -> np.ndarray:

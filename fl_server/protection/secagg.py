@@ -24,7 +24,7 @@ from fl_server.node_exchange import NodeExchange
 from fl_server.protection.aggregation import EvaluationOutcome, TrainOutcome, apply_strategy_to_mean
 from fl_server.protection.central_dp import CentralPrivacy
 from fl_server.protection.secagg_keys import SecAggRunKeys
-from fl_server.protection.secagg_session import SessionResult, run_session
+from fl_server.protection.secagg_session import KeysAhead, SessionResult, run_session
 
 logger = logging.getLogger("fedtriage.server")
 
@@ -45,6 +45,10 @@ class SecAggAggregation:
         self._noise_checked = False
         # Nodes whose misbehaviour failed a round (`SessionResult.suspects`): one node fails one round, not the run.
         self._excluded: set[int] = set()
+        # The next session's stage 1, done during the last one's unmasking. Only when every node is
+        # sampled each round: a session with other participants starts its own stage 1.
+        self._share_ahead = settings.federation.fraction_train >= 1.0
+        self._ahead: KeysAhead | None = None
 
     def train_round(
         self, exchange: NodeExchange, strategy: Strategy, server_round: int, arrays: ArrayRecord
@@ -156,6 +160,7 @@ class SecAggAggregation:
     ) -> SessionResult:
         candidates = [node for node in sampled if node not in self._excluded]
         registered = self.run_keys.ensure_setup(exchange, candidates)
+        ahead, self._ahead = self._ahead, None  # used by this session or by none
         result = run_session(
             exchange,
             self.run_keys,
@@ -165,7 +170,10 @@ class SecAggAggregation:
             message_type,
             sorted(registered),
             self._min_nodes,
+            ahead=ahead,
+            share_ahead=self._share_ahead,
         )
+        self._ahead = result.ahead
         result.counts["dropped-at-setup"] = float(len(candidates) - len(registered))
         if result.suspects:
             self._excluded.update(result.suspects)

@@ -53,6 +53,8 @@ class SessionResult:
     # Nodes whose misbehaviour failed the session (a cohort member that did not sign it, a node
     # whose own shares do not rebuild its secret): the aggregation leaves them out of later rounds.
     suspects: list[int] = field(default_factory=list)
+    # Stage 1 of the next session, done with this one's unmasking, when every participant answered it.
+    ahead: "KeysAhead | None" = None
 
 
 # Subsets of shares tried before a secret is given up as not rebuildable (C(12, 6) = 924).
@@ -73,6 +75,22 @@ class _SharedKeys:
     cohort_signature: bytes | None = None
 
 
+@dataclass
+class KeysAhead:
+    """Stage 1 of a session, done during the previous session's unmasking (`session`: keys ahead).
+
+    Usable only by a session with exactly these participants, every one of which shared.
+    """
+
+    round_id: bytes
+    participants: list[int]
+    graph: dict[int, list[int]]
+    shared: dict[int, _SharedKeys]
+
+    def fits(self, participants: list[int]) -> bool:
+        return self.participants == participants and sorted(self.shared) == participants
+
+
 def run_session(
     exchange: NodeExchange,
     run_keys: SecAggRunKeys,
@@ -82,41 +100,44 @@ def run_session(
     message_type: str,
     participants: Sequence[int],
     min_nodes: int,
+    ahead: KeysAhead | None = None,
+    share_ahead: bool = False,
 ) -> SessionResult:
-    """Run stages 1-3 with `participants` (all registered); decode the sum of the used nodes."""
-    round_id = secrets.token_bytes(16)
+    """Run stages 1-4 with `participants` (all registered); decode the sum of the used nodes.
+
+    `ahead`: stage 1 as the previous session did it, used if it fits these participants.
+    `share_ahead`: if every participant is in the cohort, the unmask stage also runs the
+    next session's stage 1 with the same participants (`SessionResult.ahead`).
+    """
     participants = sorted(participants)
     counts: dict[str, float] = {"participants": float(len(participants))}
     if len(participants) > layout.max_contributors:
         return SessionResult(None, failure=_too_many(len(participants), layout.max_contributors), counts=counts)
     if len(participants) < min_nodes:
         return SessionResult(None, failure=_too_few(len(participants), min_nodes, "took part"), counts=counts)
-    graph = neighbours(participants, settings.neighbours, round_id)
-    holders = {node: sorted(graph[node] + [node]) for node in participants}
 
-    # Stage 1: fresh mask keys, their shares sealed for the neighbours (small messages).
-    round_record = ConfigRecord(
-        {
-            "round-id": round_id,
-            "participants": ids_to_bytes(participants),
-            "c-pks": [run_keys.c_pk(node) for node in participants],
-            "names": [run_keys.node(node).name for node in participants],
-            "c-sigs": [run_keys.node(node).signature for node in participants],
-            "degree": settings.neighbours or 0,
+    # Stage 1: fresh mask keys, their shares sealed for the neighbours (small messages); done
+    # already if the previous session shared this one's keys ahead.
+    if ahead is not None and ahead.fits(participants):
+        round_id, graph, shared = ahead.round_id, ahead.graph, ahead.shared
+        counts["keys-shared-ahead"] = 1.0
+    else:
+        round_id = secrets.token_bytes(16)
+        graph = neighbours(participants, settings.neighbours, round_id)
+        round_record = _round_record(run_keys, settings, round_id, participants)
+        requests = [
+            Message(
+                RecordDict({messages.ROUND_RECORD: round_record}), dst_node_id=node,
+                message_type=messages.SECAGG_SHARE_KEYS,
+            )
+            for node in participants
+        ]
+        shared = {
+            reply.metadata.src_node_id: keys_and_boxes
+            for reply in exchange.send_and_receive(requests, "secagg-share-keys")
+            if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph, settings, participants))
+            is not None
         }
-    )
-    requests = [
-        Message(
-            RecordDict({messages.ROUND_RECORD: round_record}), dst_node_id=node,
-            message_type=messages.SECAGG_SHARE_KEYS,
-        )
-        for node in participants
-    ]
-    shared = {
-        reply.metadata.src_node_id: keys_and_boxes
-        for reply in exchange.send_and_receive(requests, "secagg-share-keys")
-        if (keys_and_boxes := _verified_shares(reply, run_keys, round_id, graph, settings, participants)) is not None
-    }
     counts["dropped-at-share-keys"] = float(len(participants) - len(shared))
     for node in participants:
         if node not in shared:
@@ -124,6 +145,7 @@ def run_session(
             run_keys.forget(node)
     if len(shared) < min_nodes:
         return SessionResult(None, failure=_too_few(len(shared), min_nodes, "shared their keys"), counts=counts)
+    holders = {node: sorted(graph[node] + [node]) for node in participants}
 
     # Stage 2: the model goes out; trained (or evaluated), masked vectors come back.
     instructions = []
@@ -161,6 +183,9 @@ def run_session(
             ):
                 accusations.setdefault(accused, {})[node] = signature
     counts["dropped-at-masked"] = float(len(shared) - len(vectors))
+    for node in shared:
+        if node not in vectors:
+            run_keys.forget(node)  # it may have restarted since it shared its keys: set up again when next sampled
     liars = _settle_accusations(exchange, run_keys, round_id, shared, accusations) if accusations else set()
     counts["dropped-at-dispute"] = float(len(liars))
     used = sorted(node for node in vectors if node not in liars)
@@ -193,9 +218,16 @@ def run_session(
             "signatures": [signatures[node] for node in signers] or [b""],
         }
     )
+    unmask_content = {messages.UNMASK_RECORD: unmask_record}
+    # Keys ahead: the next session's stage 1 rides on this stage, for the same participants.
+    share_ahead = share_ahead and used == participants
+    next_id = secrets.token_bytes(16) if share_ahead else b""
+    next_graph = neighbours(participants, settings.neighbours, next_id) if share_ahead else {}
+    if share_ahead:
+        unmask_content[messages.ROUND_RECORD] = _round_record(run_keys, settings, next_id, participants)
+    next_shared: dict[int, _SharedKeys] = {}
     requests = [
-        Message(RecordDict({messages.UNMASK_RECORD: unmask_record}), dst_node_id=node,
-                message_type=messages.SECAGG_UNMASK)
+        Message(RecordDict(dict(unmask_content)), dst_node_id=node, message_type=messages.SECAGG_UNMASK)
         for node in signers
     ]
     used_set = set(used)
@@ -209,6 +241,10 @@ def run_session(
             continue
         revealed += 1
         responder = reply.metadata.src_node_id
+        if share_ahead and (
+            next_keys := _verified_shares(reply, run_keys, next_id, next_graph, settings, participants)
+        ) is not None:
+            next_shared[responder] = next_keys
         seeds, mask_keys = verified
         for owner, y in seeds.items():
             if owner in seed_shares and responder in holders[owner]:
@@ -217,6 +253,7 @@ def run_session(
             if owner in key_shares and responder in holders[owner]:
                 key_shares[owner].append(shamir.Share(points[responder], y))
     counts["dropped-at-unmask"] = float(len(signers) - revealed)
+    keys_ahead = KeysAhead(next_id, participants, next_graph, next_shared) if next_shared else None
 
     total = np.zeros(layout.length, dtype=np.uint32)
     for node in used:
@@ -248,10 +285,11 @@ def run_session(
                 else:
                     total += pairwise
     except _TooFewShares as err:
-        return SessionResult(None, used=used, counts=counts, failure=str(err), suspects=err.suspects)
+        return SessionResult(None, used=used, counts=counts, failure=str(err), suspects=err.suspects,
+                             ahead=keys_ahead)
     counts["used"] = float(len(used))
     if impossible := layout.impossible_sums(total, len(used)):
-        return SessionResult(None, used=used, counts=counts, failure=(
+        return SessionResult(None, used=used, counts=counts, ahead=keys_ahead, failure=(
             f"the sums of {', '.join(impossible)} lie outside what {len(used)} honest nodes can send: a node sent "
             "values out of range; the round's sums are discarded"
         ))
@@ -263,6 +301,23 @@ def run_session(
         attachments={node: attachments[node] for node in used},
         attachment_signatures={node: attachment_signatures[node] for node in used},
         round_id=round_id,
+        ahead=keys_ahead,
+    )
+
+
+def _round_record(
+    run_keys: SecAggRunKeys, settings: SecAggSettings, round_id: bytes, participants: list[int]
+) -> ConfigRecord:
+    """Stage 1's request: the round id and every participant's signed run encryption key."""
+    return ConfigRecord(
+        {
+            "round-id": round_id,
+            "participants": ids_to_bytes(participants),
+            "c-pks": [run_keys.c_pk(node) for node in participants],
+            "names": [run_keys.node(node).name for node in participants],
+            "c-sigs": [run_keys.node(node).signature for node in participants],
+            "degree": settings.neighbours or 0,
+        }
     )
 
 
@@ -367,7 +422,7 @@ def _verified_masked(
     if vector.dtype != np.uint32 or vector.shape != (length,) or len(accusations) != len(accused):
         return None
     if not keys.verify_tag(run_keys.auth_key(node), bytes(record["tag"]), b"masked", round_id,
-                           keys.digest(vector.tobytes()), bad, *accusations, count.to_bytes(8, "big"), *attachments):
+                           keys.digest(vector), bad, *accusations, count.to_bytes(8, "big"), *attachments):
         return None
     if attachments and not verify(run_keys.roster_key(node), signature,
                                   *session.attachments_signed(round_id, node, attachments)):

@@ -111,9 +111,10 @@ class Coordinator:
 
     def unmask(
         self, round_id: bytes, node: int, cohort: list[int], signatures: dict[int, Message] | None = None,
-        signed: dict[int, bytes] | None = None,
+        signed: dict[int, bytes] | None = None, ahead: ConfigRecord | None = None,
     ) -> Message:
-        """Stage 4 to `node` for `cohort`, with the signatures the nodes gave at stage 3 (or `signed`)."""
+        """Stage 4 to `node` for `cohort`, with the signatures the nodes gave at stage 3 (or `signed`),
+        and (`ahead`) a next round's stage-1 request riding on it."""
         signed = dict(signed or {})
         signed.update({
             signer: bytes(reply.content[messages.COHORT_SIGNATURE]["signature"])
@@ -127,7 +128,8 @@ class Coordinator:
                 "signatures": [signed[signer] for signer in sorted(signed)] or [b""],
             }
         )
-        return self.ask(node, messages.SECAGG_UNMASK, {messages.UNMASK_RECORD: record})
+        ahead_record = {messages.ROUND_RECORD: ahead} if ahead is not None else {}
+        return self.ask(node, messages.SECAGG_UNMASK, {messages.UNMASK_RECORD: record, **ahead_record})
 
 
 def masked_round(folder: Path, round_id: bytes, masking: list[int]) -> tuple[Coordinator, dict[int, ConfigRecord]]:
@@ -208,6 +210,29 @@ def test_round_id_replay_a_repeated_round_id_is_refused_so_old_boxes_never_open(
         and VICTIM in ids_from_bytes(bytes(reply.content[messages.REVEAL_RECORD]["key-from"]))
     ]
     assert key_shares == []
+
+
+def test_keys_ahead_a_next_round_riding_on_unmasking_faces_every_check_of_stage_1(tmp_path: Path) -> None:
+    round_id = b"K" * 16
+    coordinator, shares = masked_round(tmp_path, round_id, NODES)
+    fast = {node: bytes(shares[node]["cohort-sig"]) for node in NODES}  # all signed all participants at stage 1
+    # Riding on an honest unmasking: a lone-participant round, this very round's id again, a
+    # roster member listed twice. The node reveals for this round (its due) and draws no secret.
+    for node, ahead in (
+        (VICTIM, coordinator.round_record(b"L" * 16, [VICTIM])),
+        (NODES[1], coordinator.round_record(round_id, NODES)),
+        (NODES[2], coordinator.round_record(b"M" * 16, [*NODES, NODES[0]])),
+    ):
+        reply = coordinator.unmask(round_id, node, NODES, signed=fast, ahead=ahead)
+        assert messages.REVEAL_RECORD in reply.content
+        assert messages.SHARES_RECORD not in reply.content
+    # An honest next round ahead is answered, and its id only once, however it comes again.
+    reply = coordinator.unmask(round_id, NODES[3], NODES, signed=fast, ahead=coordinator.round_record(b"N" * 16, NODES))
+    assert messages.SHARES_RECORD in reply.content
+    assert "answered once" in _refusal(coordinator.share_keys(b"N" * 16, NODES, ask=[NODES[3]])[NODES[3]])
+    # A second unmasking of the round, to ride another round in on: refused whole.
+    again = coordinator.unmask(round_id, NODES[3], NODES, signed=fast, ahead=coordinator.round_record(b"O" * 16, NODES))
+    assert "no secrets for that round" in _refusal(again)
 
 
 def test_mask_key_substitution_a_node_refuses_peer_mask_keys_its_roster_did_not_sign(tmp_path: Path) -> None:

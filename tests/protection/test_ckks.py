@@ -143,12 +143,12 @@ def test_a_node_sending_a_garbage_ciphertext_fails_only_its_round_and_reports_no
     honest_masked = secagg_node.masked
     sent: dict[int, int] = {}
 
-    def garbage_from_node_11_in_round_2(msg, context, kit, contribution, node_info, attachments=None):  # type: ignore[no-untyped-def]
+    def garbage_from_node_11_in_round_2(msg, context, kit, contribution, node_info, attachments=None, checked=None):  # type: ignore[no-untyped-def]
         if attachments:
             sent[context.node_id] = sent.get(context.node_id, 0) + 1
             if context.node_id == 11 and sent[11] == 2:
                 attachments = [b"not a ciphertext"] * len(attachments)  # authenticated by the node itself
-        return honest_masked(msg, context, kit, contribution, node_info, attachments)
+        return honest_masked(msg, context, kit, contribution, node_info, attachments, checked)
 
     monkeypatch.setattr(secagg_node, "masked", garbage_from_node_11_in_round_2)
     rounds = federate(tmp_path, "garbage", "federation.num_rounds=2")["history"]

@@ -211,7 +211,7 @@ def test_a_node_signs_one_cohort_per_round_and_reveals_only_for_the_cohort_it_si
     unmask = request(messages.UNMASK_RECORD, {"cohort": other, "signers": b"", "signatures": [b""]},
                      messages.SECAGG_UNMASK)
     with pytest.raises(secagg_node.ProtocolViolation, match="did not sign that cohort"):
-        secagg_node.unmask(unmask, context, kit, info)
+        secagg_node.unmask(unmask, context, BASE, kit, info)
 
 
 def replies_to(grid, stage: str) -> dict[int, Message]:

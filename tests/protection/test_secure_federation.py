@@ -61,9 +61,11 @@ def test_a_secure_round_reports_sums_and_protocol_figures_but_nothing_per_node(t
         assert record["node_metrics"] == {}
         assert record["protocol_metrics"]["secagg-used"] == 4
         assert record["protocol_metrics"]["bytes-per-node-max"] > 0
-        assert {"secagg-share-keys-seconds", "secagg-masked-seconds", "secagg-unmask-seconds"} <= set(
-            record["protocol_metrics"]
-        )
+        assert {"secagg-masked-seconds", "secagg-unmask-seconds"} <= set(record["protocol_metrics"])
+    # Round 1 shares its keys on its own; round 2's were shared with round 1's unmasking.
+    assert "secagg-share-keys-seconds" in rounds[1]["protocol_metrics"]
+    assert "secagg-share-keys-seconds" not in rounds[2]["protocol_metrics"]
+    assert rounds[2]["protocol_metrics"]["secagg-keys-shared-ahead"] == 1
     # Federated evaluation arrives with the next round (and a final session) for every model.
     assert all(EVAL_ACCURACY in record["federated_eval"] for record in rounds)
     # The server never received a metric record or a holdings report from any node.
@@ -102,6 +104,20 @@ def test_too_many_dropouts_fail_the_round_loudly_and_keep_the_model(tmp_path: Pa
     failed = next(record for record in rounds if record["round"] == 1)
     assert failed["train_metrics"] == {}  # round 1 left no model behind
     assert summary.rounds_completed == 2
+    # Two nodes never answered round 1's unmasking, so round 2's keys could not ride on it.
+    retried = next(record for record in rounds if record["round"] == 2)
+    assert "secagg-keys-shared-ahead" not in retried["protocol_metrics"]
+    assert "secagg-share-keys-seconds" in retried["protocol_metrics"]
+
+
+def test_keys_are_shared_ahead_only_when_every_node_is_sampled_every_round(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "sampled", "federation.num_rounds=3", "federation.num_nodes=5",
+                            "federation.fraction_train=0.8", "federation.min_available_nodes=5")
+    summary, grid = federate(settings)
+    assert summary.rounds_completed == 3
+    assert all("secagg-share-keys-seconds" in record["protocol_metrics"] for record in history(summary)[1:])
+    unmasking = [m for m in grid.delivered if m.metadata.message_type == messages.SECAGG_UNMASK]
+    assert unmasking and not any(messages.ROUND_RECORD in m.content for m in unmasking)
 
 
 def test_every_round_failing_stops_the_run_with_the_reason(tmp_path: Path) -> None:
@@ -116,7 +132,8 @@ def test_a_node_that_restarts_and_loses_its_keys_rejoins_after_a_new_setup(tmp_p
     rounds_seen_by_node_12: list[Message] = []
 
     def node_12_restarts_before_its_second_round(node_id: int, message: Message) -> bool:
-        if node_id == 12 and message.metadata.message_type == messages.SECAGG_SHARE_KEYS:
+        # Round 2's keys were shared ahead, with round 1's unmasking: it restarts before training.
+        if node_id == 12 and message.metadata.message_type == messages.SECAGG_TRAIN:
             rounds_seen_by_node_12.append(message)
             if len(rounds_seen_by_node_12) == 2:
                 grid.contexts[12].state = RecordDict()  # restarted: its run keys are gone

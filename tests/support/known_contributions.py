@@ -69,7 +69,7 @@ def known_contributions_app(
 
     @app.query(messages.action(messages.SECAGG_UNMASK))
     def unmask(msg: Message, context: Context) -> Message:
-        return secagg_node.unmask(msg, context, node_kit(context.node_config), info(context))
+        return secagg_node.unmask(msg, context, settings, node_kit(context.node_config), info(context))
 
     if alter is None:
         return app

@@ -95,16 +95,18 @@ class ContributionLayout:
         for segment in self.segments:
             if segment.name == clipped_into:
                 continue
-            raw = _values(segment, values[segment.name])
             start = self._offsets[segment.name]
             if segment.bound is None:
-                vector[start : start + segment.length] = self._counts(segment, raw)
+                vector[start : start + segment.length] = self._counts(segment, _values(segment, values[segment.name]))
                 continue
-            outside = np.abs(raw) > segment.bound
-            clipped += int(np.count_nonzero(outside))
-            bounded = np.clip(raw, -segment.bound, segment.bound)
-            levels = np.rint((bounded + segment.bound) * (self._levels / (2 * segment.bound)))
-            vector[start : start + segment.length] = levels.astype(np.uint32)
+            # In place on one float64 copy: an update of millions of values makes no further temporaries.
+            levels = _values(segment, values[segment.name], copy=True)
+            clipped += int(np.count_nonzero(levels > segment.bound)) + int(np.count_nonzero(levels < -segment.bound))
+            np.clip(levels, -segment.bound, segment.bound, out=levels)
+            levels += segment.bound
+            levels *= self._levels / (2 * segment.bound)
+            np.rint(levels, out=levels)
+            vector[start : start + segment.length] = levels
         if clipped_into is not None:
             segment = self._segment(clipped_into)
             start = self._offsets[segment.name]
@@ -169,8 +171,8 @@ class ContributionLayout:
         raise KeyError(name)
 
 
-def _values(segment: Segment, given: np.ndarray | float | int) -> np.ndarray:
-    raw = np.asarray(given, dtype=np.float64).reshape(-1)
+def _values(segment: Segment, given: np.ndarray | float | int, copy: bool = False) -> np.ndarray:
+    raw = (np.array if copy else np.asarray)(given, dtype=np.float64).reshape(-1)
     if raw.size != segment.length:
         raise ValueError(f"segment {segment.name!r} has {segment.length} values, got {raw.size}")
     return raw

@@ -8,6 +8,7 @@ node authenticates its replies to the server with all differ.
 import hashlib
 from hmac import compare_digest
 
+import numpy as np
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -64,6 +65,11 @@ def verify_tag(key: bytes, expected: bytes, *parts: bytes) -> bool:
     return isinstance(expected, bytes) and compare_digest(tag(key, *parts), expected)
 
 
-def digest(data: bytes) -> bytes:
-    """SHA-256 of a payload, so tags over large vectors stay cheap to pass around."""
+def digest(data: bytes | np.ndarray) -> bytes:
+    """SHA-256 of a payload, so tags over large vectors stay cheap to pass around.
+
+    An array is hashed as its buffer in memory (C order, its own byte order), without a copy.
+    """
+    if isinstance(data, np.ndarray):
+        return hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).digest()
     return hashlib.sha256(data).digest()

@@ -30,6 +30,13 @@ only when a node reports a bad box; their message types and record names are
    minimum. The server rebuilds the seeds, checks them against what their owners
    signed, and removes the masks from the sum.
 
+Keys ahead: when every participant is in the cohort, the unmask request may also carry
+the next session's stage-1 request for the same participants; a node answers it beside
+its reveal, after this round's secrets are spent, with every check of stage 1 (a refusal
+leaves the reveal alone). The next session starts at stage 2 if its participants are
+exactly those and all of them shared; otherwise it runs its own stage 1. A steady round
+is then two exchanges with the nodes instead of three.
+
 Every reply after setup carries an HMAC under a key derived from the node's `c` key
 and the server's run key: a tampered reply is detected and its node dropped. What a
 party vouches for is signed with its identity key and checked against the pinned roster
