@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cli.demo", "write a demo seized device of proxy files and a known-hash list, for classify"),
     "model": ("cli.model", "register a run's model as a candidate, approve a version for casework"),
     "bench": ("cli.bench", "measure accuracy, speed or memory: fedtriage bench NAME [--quick]"),
+    "provision": ("cli.provision", "make a real federation's kits: CA, TLS, SuperNode keys, identities, roster"),
 }
 
 

@@ -62,18 +62,25 @@ class NodeExchange:
         if not messages:
             return []
         started = time.perf_counter()
-        replies = self._push_and_pull(messages)
+        sent, replies = self._push_and_pull(messages)
         report.seconds = time.perf_counter() - started
         good: list[Message] = []
         answered: set[int] = set()
         for reply in replies:
-            node_id = reply.metadata.src_node_id
+            # The node a reply is about is the one its message went to: an error the SuperLink
+            # sends for a node it lost comes from the SuperLink's own node id.
+            node_id = sent[reply.metadata.reply_to_message_id]
             answered.add(node_id)
             size = payload_bytes(reply)
             report.bytes_received += size
             report.bytes_by_node[node_id] = size
             if reply.has_error():
                 report.failures[self.label_of(node_id)] = reply.error.reason
+                continue
+            if reply.metadata.src_node_id != node_id:
+                report.failures[self.label_of(node_id)] = (
+                    f"the reply came from node id {reply.metadata.src_node_id}, not from the node asked"
+                )
                 continue
             if records.NODE_INFO_KEY in reply.content:
                 self._labels[node_id] = str(reply.content[records.NODE_INFO_KEY][records.NODE_LABEL])
@@ -103,8 +110,11 @@ class NodeExchange:
         """Forget the previous round's stage reports (node names are kept)."""
         self.stages = []
 
-    def _push_and_pull(self, messages: list[Message]) -> list[Message]:
-        pending = set(self.grid.push_messages(messages))
+    def _push_and_pull(self, messages: list[Message]) -> tuple[dict[str, int], list[Message]]:
+        """Message id -> the node it went to, and the replies that came back in time."""
+        ids = list(self.grid.push_messages(messages))
+        sent = {message_id: message.metadata.dst_node_id for message_id, message in zip(ids, messages)}
+        pending = set(ids)
         started = time.monotonic()
         deadline = started + self.timeout_s
         replies: list[Message] = []
@@ -112,7 +122,8 @@ class NodeExchange:
         while pending:
             if stop_requested():
                 raise Interrupted(f"stopped during {len(pending)} nodes' replies of a round")
-            pulled = list(self.grid.pull_messages(pending))
+            pulled = [reply for reply in self.grid.pull_messages(pending)
+                      if reply.metadata.reply_to_message_id in pending]
             replies.extend(pulled)
             pending.difference_update(reply.metadata.reply_to_message_id for reply in pulled)
             now = time.monotonic()
@@ -121,7 +132,7 @@ class NodeExchange:
             time.sleep(pause)
             cap = _BRISK_POLL_S if now - started < _BRISK_PERIOD_S else _MAX_POLL_S
             pause = min(pause * 1.5, cap)
-        return replies
+        return sent, replies
 
 
 def payload_bytes(reply: Message) -> int:

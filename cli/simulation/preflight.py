@@ -46,6 +46,8 @@ def preflight(settings: RunSettings) -> RunSettings:
     """Validate `settings` for a simulation and return them completed (classes filled)."""
     check_simulation(settings)
     hold = settings.holdings
+    if hold.source in ("folder", "synthetic", "vics"):
+        require(bool(hold.path), "holdings.path", f"required for source {hold.source!r}: the simulated nodes share it")
     if hold.source == "synthetic" and ensure_synthetic_holdings(hold, settings.seed):
         print(f"generated synthetic holdings in {hold.path}", flush=True)
     if hold.classes is None and hold.path:

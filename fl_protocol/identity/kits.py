@@ -3,11 +3,12 @@
 A node kit holds `identity.key` (its private signing key, mode 0600), `roster.json`,
 optionally `policy.yaml` (the unit's node policy) and `state/` (what the node keeps
 between runs). The coordinator's kit holds its own key and the roster. Provisioning a
-real federation and a simulated one run the same functions here: a party makes its key
-in its own kit; only public keys travel to the roster.
+real federation (`fl_protocol.provisioning`) and a simulated one run the same functions
+here: a party makes its key in its own kit; only public keys travel to the roster.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def new_identity(kit: Path) -> bytes:
     key = IdentityKey.generate()
     key.save(kit / IDENTITY_FILE)
     return key.public
+
+
+def identity_public_key(kit: Path) -> bytes:
+    """The public key of the identity key already in `kit`."""
+    return IdentityKey.load(kit / IDENTITY_FILE).public
+
+
+def federation_roster(federation: str, coordinator_key: bytes, node_keys: Mapping[str, bytes]) -> Roster:
+    """The roster every kit pins: the coordinator, named after its kit, and each node's identity key."""
+    return Roster(federation, COORDINATOR_KIT, coordinator_key, dict(node_keys))
+
+
+def make_state_dir(kit: Path) -> None:
+    """The node's own folder for what it keeps between runs (owner-only)."""
+    (kit / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
 
 
 def simulated_node_kit(folder: Path, partition_id: int) -> Path:
@@ -56,13 +72,11 @@ def provision_simulation(
     coordinator = folder / COORDINATOR_KIT
     server_key = new_identity(coordinator)
     nodes = [simulated_node_kit(folder, index) for index in range(num_nodes)]
-    roster = Roster(
-        federation, COORDINATOR_KIT, server_key, {kit.name: new_identity(kit) for kit in nodes}
-    )
+    roster = federation_roster(federation, server_key, {kit.name: new_identity(kit) for kit in nodes})
     for kit in [coordinator, *nodes]:
         roster.save(kit / ROSTER_FILE)
     for kit in nodes:
-        (kit / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
+        make_state_dir(kit)
         if node_policy is not None:
             write_policy(kit, node_policy)
     os.chmod(folder, 0o700)

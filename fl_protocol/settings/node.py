@@ -93,9 +93,9 @@ class FederationSettings:
 
 
 def check_holdings(hold: HoldingsSettings) -> None:
+    """`holdings.path` is checked where it is read (a simulation, central evaluation): a deployed
+    node takes its path from its own node config, so a coordinator's run config has none."""
     one_of(hold.source, HOLDINGS_SOURCES, "holdings.source")
-    if hold.source in ("folder", "synthetic", "vics"):
-        require(bool(hold.path), "holdings.path", f"required for source {hold.source!r}")
     if hold.source == "vics":
         _check_vics_holdings(hold)
     require(hold.image_size >= 4, "holdings.image_size", f"must be >= 4, got {hold.image_size}")

@@ -27,7 +27,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     completed = run(FEDTRIAGE, "--help")
     assert completed.returncode == 0
     listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
-    assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "demo", "model", "bench"]
+    assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "demo", "model", "bench", "provision"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

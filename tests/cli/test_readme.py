@@ -33,7 +33,13 @@ NOT_RUN_HERE = ("python3 -m venv", "python -m pytest")
 # (The CPU-only torch install it mentions needs PyTorch's package index: not run here.)
 PROSE_COMMANDS = {
     "`fedtriage --help`": "fedtriage --help",
-    "`fedtriage COMMAND --help`": "for c in simulate flwr-run classify demo model bench; do fedtriage $c --help; done",
+    "`fedtriage COMMAND --help`": (
+        "for c in simulate flwr-run classify demo model bench provision; do fedtriage $c --help; done"
+    ),
+    "`fedtriage provision FEDERATION.yaml --out KITS`": (
+        f"fedtriage provision {PROJECT_DIR}/docker/federation.example.yaml --out kits"
+    ),
+    "`fedtriage provision add-unit NAME --out KITS`": "fedtriage provision add-unit unit4 --out kits",
     "`fedtriage simulate --help`": "fedtriage simulate --help",
     "`fedtriage model approve fedtriage-model N`": "fedtriage model approve fedtriage-model 1",
     "`python -m experiments.simulate`": "python -m experiments.simulate --help",

@@ -159,7 +159,7 @@ def test_vics_root_is_made_absolute_like_the_case_path(categorized_case: Path) -
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
-        ([], "holdings.path"),
+        ([], "holdings.classes"),
         (["holdings.path=case.json"], "holdings.classes"),
         (["holdings.path=case.json", "holdings.classes=[a,b]"], "holdings.vics_categories"),
         (
@@ -181,3 +181,11 @@ def test_incomplete_vics_settings_name_the_setting(overrides: list[str], key: st
         load_settings(["holdings=vics", *overrides])
 
     assert raised.value.key == key
+
+
+def test_vics_holdings_without_a_case_file_name_holdings_path_where_they_are_read() -> None:
+    # A coordinator's settings may leave it out (deployed nodes name their own); reading may not.
+    settings = load_settings(["holdings=vics", "holdings.classes=[a,b]", "holdings.vics_categories=[1,2]"])
+    with pytest.raises(ConfigError) as raised:
+        load_holdings(settings.holdings)
+    assert raised.value.key == "holdings.path"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cli.simulation.preflight import check_simulation
+from cli.simulation.preflight import check_simulation, preflight
 from configs.compose import compose_config
 from fedtriage.errors import ConfigError
 from fl_protocol.protection.ckks_contexts import generate_context
@@ -25,7 +25,8 @@ from fl_protocol.settings import NodeSettings, settings_from_mapping
 def test_defaults_compose_into_a_four_node_digits_federation() -> None:
     settings = load_settings()
     assert settings.federation.num_nodes == 4
-    assert settings.federation.min_available_nodes == 4  # interpolated from num_nodes
+    # Not every node: one unit lost for good must not end the federation.
+    assert settings.federation.min_available_nodes == settings.federation.min_train_nodes == 2
     assert settings.holdings.source == "digits"
     assert settings.secure.mode is ProtectionMode.secagg  # no plaintext update leaves a node by default
 
@@ -35,7 +36,6 @@ def test_group_and_value_overrides_apply() -> None:
         ["federation.num_nodes=10", "strategy=fedprox", "partition=dirichlet", "partition.alpha=0.3", "model=resnet18"]
     )
     assert settings.federation.num_nodes == 10
-    assert settings.federation.min_available_nodes == 10
     assert settings.strategy.name == "fedprox"
     assert settings.strategy.params["proximal_mu"] == pytest.approx(0.01)
     assert settings.partition.alpha == pytest.approx(0.3)
@@ -73,9 +73,15 @@ def test_unknown_config_group_option_names_the_group() -> None:
         compose_config(["strategy=fedsgd"])
 
 
-def test_folder_holdings_without_a_path_name_holdings_path() -> None:
+def test_a_coordinator_without_central_evaluation_needs_no_holdings_path() -> None:
+    # A deployed node takes its holdings path from its own node config, never from the run.
+    settings = load_settings(["holdings=folder", "holdings.classes=[a,b]", "evaluation.central=false"])
+    assert settings.holdings.path is None
+
+
+def test_a_simulation_of_folder_holdings_without_a_path_names_holdings_path() -> None:
     with pytest.raises(ConfigError, match="holdings.path"):
-        load_settings(["holdings=folder"])
+        preflight(load_settings(["holdings=folder"]))
 
 
 def test_simulation_refuses_to_wait_for_more_nodes_than_it_creates() -> None:

@@ -186,7 +186,9 @@ def test_nodes_evaluation_of_the_model_they_received_lands_on_the_round_that_mad
 
 
 def test_nodes_gone_after_the_last_round_cost_its_evaluation_not_the_run(caplog: pytest.LogCaptureFixture) -> None:
-    settings = small_federation("secure=secagg", "federation.num_rounds=2", "federation.node_wait_timeout_s=0.3")
+    # Every node must be connected (3): one leaving after the last round is one too few.
+    settings = small_federation("secure=secagg", "federation.num_rounds=2", "federation.node_wait_timeout_s=0.3",
+                                "federation.min_available_nodes=3")
     grid = InProcessGrid(client_app, simulated_nodes(settings), node_run_config(settings))
 
     class NodeLeavesAfterTraining(Recorder):

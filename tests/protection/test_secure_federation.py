@@ -96,6 +96,16 @@ def test_a_node_dropping_mid_round_leaves_the_round_to_the_survivors(tmp_path: P
     assert summary.rounds_completed == 2
 
 
+def test_a_node_the_superlink_lost_is_counted_once_under_its_own_name(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "lost", "federation.num_rounds=2")
+    summary, _ = federate_in_process(settings, lost=DropOnce({11}, messages.SECAGG_TRAIN))
+    lost_round = history(summary)[1]
+    assert lost_round["protocol_metrics"]["secagg-used"] == 3
+    assert list(lost_round["node_failures"]) == ["node-1"]
+    assert "secagg-masked" in lost_round["node_failures"]["node-1"]
+    assert summary.rounds_completed == 2
+
+
 def test_too_many_dropouts_fail_the_round_loudly_and_keep_the_model(tmp_path: Path) -> None:
     # 4 nodes: t = 3 of 4 share holders, so two nodes gone at unmasking is one too many.
     settings = settings_for(tmp_path, "fail", "federation.num_rounds=2", "federation.max_consecutive_failed_rounds=2")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
@@ -25,7 +26,8 @@ RUN_ID = 4242
 class InProcessGrid(Grid):
     """Nodes are (node id -> node config).
 
-    `drop(node_id, message)` makes a node vanish for that message (no reply);
+    `drop(node_id, message)` makes a node vanish for that message (no reply); `lost(node_id,
+    message)` makes the SuperLink answer for it that the node is unavailable, as Flower does;
     `tamper(node_id, reply)` may alter a reply in place on its way to the server.
     Every reply the server pulls is kept in `received`: the server's whole view.
     """
@@ -37,6 +39,7 @@ class InProcessGrid(Grid):
         run_config: dict[str, bool | int | float | str],
         drop: Callable[[int, Message], bool] | None = None,
         tamper: Callable[[int, Message], None] | None = None,
+        lost: Callable[[int, Message], bool] | None = None,
     ) -> None:
         TaskIdentity.task_id = 1
         TaskIdentity.run_id = RUN_ID
@@ -44,6 +47,7 @@ class InProcessGrid(Grid):
         self._app = client_app
         self._drop = drop or (lambda node_id, message: False)
         self._tamper = tamper or (lambda node_id, reply: None)
+        self._lost = lost or (lambda node_id, message: False)
         self.contexts = {
             node_id: Context(
                 run_id=RUN_ID, node_id=node_id, node_config=config, state=RecordDict(), run_config=run_config
@@ -65,6 +69,11 @@ class InProcessGrid(Grid):
             ids.append(message_id)
             node_id = message.metadata.dst_node_id
             self.delivered.append(message)
+            if self._lost(node_id, message):
+                # The SuperLink lost the node: it answers itself, with Flower's own error reply.
+                lost_reply = create_message_error_unavailable_res_message(message.metadata, "node_unavail")
+                self._replies[message_id] = lost_reply
+                continue
             if self._drop(node_id, message):
                 continue
             try:
@@ -106,6 +115,7 @@ def federate_in_process(
     drop: Callable[[int, Message], bool] | None = None,
     tamper: Callable[[int, Message], None] | None = None,
     client_app: ClientApp | None = None,
+    lost: Callable[[int, Message], bool] | None = None,
 ) -> tuple[RunSummary, InProcessGrid]:
     """One whole federation of `federation.num_nodes` simulated nodes through the real
     ServerApp and ClientApp, with the central test set and the kits a simulation gives them."""
@@ -115,6 +125,7 @@ def federate_in_process(
 
     settings = provision_simulated_kits(settings)
     nodes = simulated_nodes(settings.federation.num_nodes)
-    grid = InProcessGrid(client_app or app, nodes, node_run_config(settings), drop=drop, tamper=tamper)
+    grid = InProcessGrid(client_app or app, nodes, node_run_config(settings), drop=drop, tamper=tamper,
+                         lost=lost)
     summary = run_federation(grid, settings, flower_run_id=1, central_test_set=central_test_set)
     return summary, grid
