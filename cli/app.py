@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("cli.model", "register a run's model as a candidate, approve a version for casework"),
     "bench": ("cli.bench", "measure accuracy, speed or memory: fedtriage bench NAME [--quick]"),
     "provision": ("cli.provision", "make a real federation's kits: CA, TLS, SuperNode keys, identities, roster"),
+    "check": ("cli.check", "before anything runs: is a kit usable (certificates, keys, clock, coordinator address)"),
 }
 
 
