@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("cli.bench", "measure accuracy, speed or memory: fedtriage bench NAME [--quick]"),
     "provision": ("cli.provision", "make a real federation's kits: CA, TLS, SuperNode keys, identities, roster"),
     "check": ("cli.check", "before anything runs: is a kit usable (certificates, keys, clock, coordinator address)"),
+    "coordinator": ("cli.coordinator", "start, stop or ask after the coordinator (SuperLink, SuperExec, Fleet proxy)"),
+    "node": ("cli.node", "start, stop or ask after a unit's node: its SuperNode on its own holdings"),
+    "run": ("cli.run", "start, list, stop or resume a federated training run on the coordinator"),
 }
 
 

@@ -3,6 +3,7 @@
     fedtriage bench accuracy --quick     # federated vs centralized accuracy on digits
     fedtriage bench secure --quick       # secagg, ckks and Flower's SecAgg+ per round
     fedtriage bench classify --quick     # triage throughput against the model's own limit
+    fedtriage bench deploy --quick       # a deployed round (coordinator, 3 nodes on loopback) vs simulation
 
 `fedtriage bench NAME --help` lists a benchmark's options.
 """
@@ -15,6 +16,7 @@ BENCHMARKS = {
     "accuracy": "experiments.bench_accuracy",
     "secure": "experiments.bench_secure",
     "classify": "experiments.bench_classify",
+    "deploy": "experiments.bench_deploy",
 }
 
 

@@ -14,20 +14,15 @@ counting them, each problem saying what to fix.
 
 import argparse
 from pathlib import Path
-from typing import NoReturn
 
+from cli.arguments import CommandParser
 from fedtriage.errors import ConfigError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is the family's one-line error (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError("arguments", f"{message} (see {self.prog} --help)")
-
-
 def main(argv: list[str]) -> int:
-    parser = _Parser(prog="fedtriage check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(
+        prog="fedtriage check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kit", type=Path, required=True, help="a kit folder `fedtriage provision` made")
     parser.add_argument("--holdings", type=Path, help="the unit's holdings folder (category sub-folders)")
     parser.add_argument("--policy", type=Path, help="the unit's node policy (default: the kit's policy.yaml)")

@@ -15,7 +15,6 @@ code is the run's (Flower's CLI exits 0 for a failed run).
 import argparse
 import dataclasses
 import os
-import re
 import shlex
 import signal
 import socket
@@ -25,11 +24,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from cli.deployment.control import shown_once
 from fedtriage.environment import PHONE_HOME_SWITCHES
 from fedtriage.errors import ConfigError, FederationFailed
 
-# Flower's plain-format copy of each coloured log line (and its DEBUG lines): shown once, coloured.
-_PLAIN_LOG_LINE = re.compile(r"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d:(DEBUG|INFO):")
 # Flower's advice on the federation's size, which this command sets from federation.num_nodes.
 _SIZE_ADVICE = (
     "default simulated SuperNodes changed", "To change federation size", "flwr federation simulation-config"
@@ -86,7 +84,7 @@ def _run_shown_once(command: list[str], env: dict[str, str]) -> None:
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as flwr:
         assert flwr.stdout is not None
         for line in flwr.stdout:
-            if not _PLAIN_LOG_LINE.match(line) and not any(advice in line for advice in _SIZE_ADVICE):
+            if shown_once(line) and not any(advice in line for advice in _SIZE_ADVICE):
                 print(line, end="", flush=True)
 
 

@@ -22,8 +22,8 @@ Fleet port) are in configs/deployment/provision.yaml.
 import argparse
 from collections import defaultdict
 from pathlib import Path
-from typing import NoReturn
 
+from cli.arguments import CommandParser
 from fedtriage.errors import ConfigError
 from fl_protocol.identity.kits import COORDINATOR_KIT
 from fl_protocol.provisioning.layout import CA_KIT, SUPERNODES_DIR, supernode_public_key_name
@@ -33,17 +33,10 @@ _ACTIONS = ("add-unit", "rotate-unit")
 _ORDER = ("created", "renewed", "updated", "retired", "kept")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is the family's one-line error (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError("arguments", f"{message} (see {self.prog} --help)")
-
-
 def main(argv: list[str]) -> int:
     if argv and argv[0] in _ACTIONS:
         return _unit_action(argv[0], argv[1:])
-    parser = _Parser(
+    parser = CommandParser(
         prog="fedtriage provision", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("federation", metavar="FEDERATION", type=Path,
@@ -72,7 +65,7 @@ def _unit_action(action: str, argv: list[str]) -> int:
     what = "add a unit: its kit, and the grown roster in every kit" if action == "add-unit" else (
         "give a unit new SuperNode and identity keys; the old ones move to KITS/<unit>/retired/<UTC time>/"
     )
-    parser = _Parser(prog=f"fedtriage provision {action}", description=f"{what}. The federation is the one "
+    parser = CommandParser(prog=f"fedtriage provision {action}", description=f"{what}. The federation is the one "
                      "KITS/coordinator/kit.yaml records.")
     parser.add_argument("name", metavar="NAME", help="the unit's name (lower-case letters, digits, - and _)")
     parser.add_argument("--out", metavar="KITS", type=Path, required=True, help="the folder of the federation's kits")

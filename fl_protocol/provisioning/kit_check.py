@@ -72,6 +72,14 @@ def check_kit(request: KitCheckRequest, now: datetime.datetime | None = None) ->
     return _unit_findings(kit, description, request, now)
 
 
+def refuse_problems(findings: list[Finding], kit: Path) -> None:
+    """Before starting anything: every problem found, in one `ConfigError`."""
+    problems = [finding for finding in findings if finding.problem is not None]
+    if problems:
+        raise ConfigError("--kit", f"{len(problems)} problem(s) in {kit} (`fedtriage check --kit {kit}` lists them): "
+                          + "; ".join(f"{finding.check}: {finding.problem}" for finding in problems))
+
+
 def _kit_description(kit: Path) -> dict[str, Any] | Finding:
     path = kit / KIT_FILE
     try:

@@ -6,6 +6,7 @@ The coordinator's `kit.yaml` repeats the federation file's own keys (`federation
 the Fleet address its SuperNode connects to.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,53 @@ def unit_kit_yaml(federation: Federation, unit: str) -> bytes:
 
 def read_federation_of_kits(out: Path, defaults: ProvisionDefaults) -> Federation:
     """The federation as the coordinator's kit in `out` records it."""
-    path = out / COORDINATOR_KIT / KIT_FILE
-    try:
-        document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError("--out", f"{out} holds no provisioned federation (no {path}); run `fedtriage provision "
-                          "FEDERATION.yaml --out` first") from err
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError("--out", f"cannot read {path}: {str(err).splitlines()[0]}") from err
-    if not isinstance(document, dict):
-        raise ConfigError("--out", f"{path} is not a coordinator's kit.yaml")
+    if not (out / COORDINATOR_KIT / KIT_FILE).is_file():
+        raise ConfigError("--out", f"{out} holds no provisioned federation (no {out / COORDINATOR_KIT / KIT_FILE}); "
+                          "run `fedtriage provision FEDERATION.yaml --out` first")
+    return read_coordinator_kit(out / COORDINATOR_KIT, defaults, "--out")
+
+
+def read_coordinator_kit(kit: Path, defaults: ProvisionDefaults, setting: str = "--kit") -> Federation:
+    """The federation a coordinator's kit folder records (its `kit.yaml`)."""
+    document = _kit_document(kit, setting)
+    if document.get("kit", "coordinator") != "coordinator":
+        raise ConfigError(setting, f"{kit} is a unit's kit; give the coordinator's")
     try:
         return parse_federation({key: document.get(key) for key in ("federation", "coordinator", "units")}, defaults)
     except ConfigError as err:
-        raise ConfigError("--out", f"{path}: {err}") from err
+        raise ConfigError(setting, f"{kit / KIT_FILE}: {err}") from err
+
+
+@dataclass(frozen=True)
+class UnitKit:
+    """What a unit's `kit.yaml` records."""
+
+    path: Path
+    federation: str
+    unit: str
+    fleet_address: str
+
+
+def read_unit_kit(kit: Path, setting: str = "--kit") -> UnitKit:
+    """The unit, federation and coordinator address a unit's kit folder records."""
+    document = _kit_document(kit, setting)
+    if document.get("kit") != "unit":
+        raise ConfigError(setting, f"{kit} is not a unit's kit (its kit.yaml says kit: {document.get('kit')!r})")
+    values = [document.get(key) for key in ("federation", "unit", "fleet_address")]
+    if not all(isinstance(value, str) and value for value in values):
+        raise ConfigError(setting, f"{kit / KIT_FILE} lacks federation, unit or fleet_address")
+    return UnitKit(kit, *values)
+
+
+def _kit_document(kit: Path, setting: str) -> dict[str, Any]:
+    path = kit / KIT_FILE
+    try:
+        document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(setting, f"{kit} is not a kit folder (no {KIT_FILE}): give a folder `fedtriage "
+                          "provision` made") from err
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(setting, f"cannot read {path}: {str(err).splitlines()[0]}") from err
+    if not isinstance(document, dict):
+        raise ConfigError(setting, f"{path} is not a kit.yaml `fedtriage provision` wrote")
+    return document

@@ -28,7 +28,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     assert completed.returncode == 0
     listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
     assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "demo", "model", "bench", "provision",
-                                        "check"]
+                                        "check", "coordinator", "node", "run"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -38,7 +38,7 @@ def test_every_command_has_help(command: str) -> None:
     assert completed.stdout.strip()
 
 
-@pytest.mark.parametrize("name", ["accuracy", "secure", "classify"])
+@pytest.mark.parametrize("name", ["accuracy", "secure", "classify", "deploy"])
 def test_every_benchmark_has_help(name: str) -> None:
     completed = run(FEDTRIAGE, "bench", name, "--help")
     assert completed.returncode == 0, completed.stderr

@@ -34,7 +34,8 @@ NOT_RUN_HERE = ("python3 -m venv", "python -m pytest")
 PROSE_COMMANDS = {
     "`fedtriage --help`": "fedtriage --help",
     "`fedtriage COMMAND --help`": (
-        "for c in simulate flwr-run classify demo model bench provision; do fedtriage $c --help; done"
+        "for c in simulate flwr-run classify demo model bench provision check coordinator node run; do "
+        "fedtriage $c --help; done"
     ),
     "`fedtriage provision FEDERATION.yaml --out KITS`": (
         f"fedtriage provision {PROJECT_DIR}/docker/federation.example.yaml --out kits"

@@ -1,0 +1,99 @@
+"""A unit's processes and their command lines: the one source for a host and a container.
+
+    SuperNode  connects to the coordinator's Fleet address over TLS trusting the kit's CA
+               only, signs every request with the kit's SuperNode key, and names the kit,
+               holdings, policy and state folder in its node config (they never leave the
+               node); `--isolation process`: its Runtime API, on loopback, answers only
+               holders of this node's own SuperExec secret.
+    executor   takes each message from the SuperNode's Runtime API with that secret and runs
+               the ClientApp on a worker kept up for the run's app bundle (fl_client/executor):
+               Flower's SuperExec would start a new process, with every import, per message.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cli.deployment.flower_programs import flower_program
+from cli.deployment.supervisor import ProcessSpec
+from fedtriage.errors import ConfigError
+from fl_client.executor.runner import RUNNER_SCRIPT
+from fl_client.kit import KIT_KEY, POLICY_KEY, STATE_KEY
+from fl_client.node_holdings import HOLDINGS_PATH_KEY, NODE_NAME_KEY
+from fl_protocol.provisioning.layout import CA_CERT_FILE, SUPERNODE_KEY_FILE
+
+# What the SuperNode logs when the coordinator refuses it (Flower exit code 305), and what to
+# tell the unit. Wrong CAs, closed ports and plain HTTP are found before it starts (`fedtriage
+# check`'s TLS handshake).
+_FATAL_LINES = (
+    (r"Failed to activate SuperNode",
+     "the coordinator refused this node: its SuperNode key is not registered there (the coordinator registers "
+     "its kit's unit keys when it starts: a unit added or rotated since needs a coordinator restart with the "
+     "new kit)"),
+)
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    kit: Path
+    holdings: Path
+    policy: Path | None
+    state: Path
+
+    @property
+    def superexec_secret(self) -> Path:
+        """This node's own SuperExec secret: made at its first start, never leaves its host."""
+        return self.state / "superexec-auth-secret"
+
+    @property
+    def flower_home(self) -> Path:
+        return self.state / "flwr"
+
+
+def node_config(paths: NodePaths, unit: str) -> str:
+    """Flower's `--node-config` string: what the ClientApp reads on this node only."""
+    values = {KIT_KEY: paths.kit, HOLDINGS_PATH_KEY: paths.holdings, NODE_NAME_KEY: unit, STATE_KEY: paths.state}
+    if paths.policy is not None:
+        values[POLICY_KEY] = paths.policy
+    for key, value in values.items():
+        if any(character in str(value) for character in '"\\\n'):
+            raise ConfigError(f"--{key.split('-')[0]}", f"{value!s} holds a quote, backslash or newline, which "
+                              "Flower's node config cannot carry: use a path without them")
+    return " ".join(f'{key}="{value}"' for key, value in values.items())
+
+
+def supernode_spec(paths: NodePaths, unit: str, fleet_address: str, runtime_port: int,
+                   max_retries: int | None) -> ProcessSpec:
+    retries = ("--max-retries", str(max_retries)) if max_retries is not None else ()
+    return ProcessSpec(
+        name="supernode",
+        command=(
+            flower_program("flower-supernode"),
+            "--superlink", fleet_address,
+            "--root-certificates", str(paths.kit / CA_CERT_FILE),
+            "--auth-supernode-private-key", str(paths.kit / SUPERNODE_KEY_FILE),
+            "--node-config", node_config(paths, unit),
+            "--isolation", "process",
+            "--host", "127.0.0.1", "--port", str(runtime_port),
+            "--superexec-auth-secret-file", str(paths.superexec_secret),
+            *retries,
+        ),
+        env={"FLWR_HOME": str(paths.flower_home)},
+        cwd=paths.state,
+        ready_line=r"SuperNode ID: \d+",
+        fatal_lines=_FATAL_LINES,
+    )
+
+
+def executor_spec(paths: NodePaths, runtime_port: int) -> ProcessSpec:
+    return ProcessSpec(
+        name="executor",
+        command=(
+            sys.executable, "-P", str(RUNNER_SCRIPT),
+            "--runtime-api-address", f"127.0.0.1:{runtime_port}",
+            "--superexec-auth-secret-file", str(paths.superexec_secret),
+        ),
+        env={"FLWR_HOME": str(paths.flower_home)},
+        cwd=paths.state,
+        ready_line=r"Starting the ClientApp executor",
+    )
