@@ -106,11 +106,19 @@ def _outcome(connection, run_id: int, output_dir: Path | None) -> int:  # type: 
     from cli.deployment.control import list_runs
     from fl_server.run_summary import SUMMARY_FILE, read_summary
 
-    runs = list_runs(connection, run_id)
+    try:
+        runs = list_runs(connection, run_id)
+    except FederationFailed as err:
+        raise FederationFailed(f"the coordinator stopped answering while run {run_id} ran ({err}); once it is back, "
+                               f"`fedtriage run resume {run_id}` continues the run from its latest checkpoint") from err
     status = str(runs[0].get("status")) if runs else "unknown"
     if status == COMPLETED:
         print(f"run {run_id}: {status}", flush=True)
         return 0
+    if not status.startswith("finished"):
+        raise FederationFailed(f"run {run_id} stopped reporting (its status: {status}): the coordinator went down "
+                               f"mid-run; once it is back, `fedtriage run resume {run_id}` continues the run from its "
+                               "latest checkpoint")
     reason = ""
     if output_dir is not None and (output_dir / SUMMARY_FILE).is_file():
         summary = read_summary(output_dir)

@@ -58,6 +58,7 @@ class LoopbackFederation:
 def loopback_federation(root: Path, units: Sequence[str] = ("unit1", "unit2", "unit3"),
                         images_per_class: int = 12) -> Iterator[LoopbackFederation]:
     """Provision, start the coordinator and every unit's node; stop them all on the way out."""
+    root.mkdir(parents=True, exist_ok=True)
     fleet_port = free_port()
     federation_file = root / "federation.yaml"
     federation_file.write_text(yaml.safe_dump({

@@ -254,10 +254,16 @@ class ProcessGroup:
 
 
 def _stop_pids(processes: Sequence[tuple[int, int]], timeout_s: float) -> None:
+    """Stop processes this module started, each with what it started in turn (its process group:
+    a SuperExec's ServerApp, an executor's workers), by their ids: SIGTERM, then SIGKILL for
+    whatever is left once the grace period is over or the leader is gone."""
+    groups = {pid: _own_group(pid) for pid, _ in processes}
     for pid, _ in processes:
-        _signal(pid, signal.SIGTERM)
-    for pid, _ in _wait_gone(processes, timeout_s):
-        _signal(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGTERM, groups[pid])
+    _wait_gone(processes, timeout_s)
+    for pid, started in processes:
+        if groups[pid] or is_running(pid, started):
+            _signal(pid, signal.SIGKILL, groups[pid])
 
 
 def _wait_gone(processes: Sequence[tuple[int, int]], timeout_s: float) -> list[tuple[int, int]]:
@@ -270,10 +276,22 @@ def _wait_gone(processes: Sequence[tuple[int, int]], timeout_s: float) -> list[t
         time.sleep(0.1)
 
 
-def _signal(pid: int, sig: int) -> None:
+def _own_group(pid: int) -> bool:
+    """Whether `pid` leads its own process group (every process `ProcessGroup` starts does)."""
     try:
-        os.kill(pid, sig)
+        return os.getpgid(pid) == pid
     except ProcessLookupError:
+        return False
+
+
+def _signal(pid: int, sig: int, group: bool = False) -> None:
+    """Signal `pid`, or with `group` every process of the group it leads."""
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
         pass
 
 
