@@ -128,6 +128,7 @@ def _outcome(connection, run_id: int, output_dir: Path | None) -> int:  # type: 
 
 def _project_overrides(kit: Path, state: Path, items: list[str], stamp: str) -> list[str]:
     """The user's settings plus what a deployment needs, checked here before anything is sent."""
+    from cli.deployment.coordinator_processes import CoordinatorPaths
     from cli.simulate import check_overrides
     from fl_protocol.provisioning.defaults import load_defaults
     from fl_protocol.provisioning.kit_file import read_coordinator_kit
@@ -140,8 +141,8 @@ def _project_overrides(kit: Path, state: Path, items: list[str], stamp: str) -> 
     given = {item.split("=", 1)[0].lstrip("+~") for item in items}
     defaults = {
         "kit": str(kit),
-        "output_dir": str(state / "runs" / f"run-{stamp}"),
-        "tracking.tracking_uri": f"sqlite:///{state / 'mlflow.db'}",
+        "output_dir": str(CoordinatorPaths(kit, state).runs / f"run-{stamp}"),
+        "tracking.tracking_uri": CoordinatorPaths(kit, state).mlflow_uri,
         "federation.num_nodes": str(len(federation.units)),
         "holdings": "folder",
         "evaluation.central": "false",

@@ -47,8 +47,8 @@ class CoordinatorPaths:
         return self.state / "runs"
 
     @property
-    def mlflow_store(self) -> Path:
-        return self.state / "mlflow.db"
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.state / 'mlflow.db'}"
 
     @property
     def superexec_secret(self) -> Path:

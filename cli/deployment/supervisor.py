@@ -136,6 +136,8 @@ class ProcessGroup:
         self.stop_timeout_s = stop_timeout_s
         self._started: list[tuple[ProcessSpec, subprocess.Popen[bytes], Path, int]] = []
         self._stop_requested: int | None = None
+        # Process name -> how far its log has been looked through for fatal lines.
+        self._scanned: dict[str, int] = {}
         own = os.getpid()
         self.record = GroupRecord(role, own, start_time(own) or 0, [])
 
@@ -171,6 +173,7 @@ class ProcessGroup:
         self.record.processes.append(RecordedProcess(spec.name, process.pid, started, list(spec.command), str(log)))
         self._write()
         offset = log.stat().st_size
+        self._scanned[spec.name] = offset
         deadline = time.monotonic() + ready_timeout_s
         while True:
             self._check_interrupted()
@@ -225,9 +228,16 @@ class ProcessGroup:
                               "everything it started is stopped")
 
     def _check_fatal(self, spec: ProcessSpec, log: Path) -> None:
+        """Look for a fatal line in what `spec` logged since it started (the log is appended to
+        across starts), reading only the complete lines not looked at before."""
         if not spec.fatal_lines:
             return
-        text = _ANSI.sub("", log.read_text(encoding="utf-8", errors="replace"))
+        with log.open("rb") as source:
+            source.seek(self._scanned[spec.name])
+            fresh = source.read()
+        complete = fresh[: fresh.rfind(b"\n") + 1]
+        self._scanned[spec.name] += len(complete)
+        text = _ANSI.sub("", complete.decode(errors="replace"))
         for pattern, message in spec.fatal_lines:
             if re.search(pattern, text):
                 raise FederationFailed(f"{spec.name}: {message}; the end of {log}:\n{log_tail(log)}")

@@ -138,3 +138,15 @@ def test_a_process_that_ends_while_starting_is_reported_with_its_log(tmp_path: P
         with ProcessGroup("demo", tmp_path / "state", stop_timeout_s=5) as group:
             group.start(failing, ready_timeout_s=30)
     assert read_record(tmp_path / "state") is None
+
+
+def test_a_fatal_line_left_in_the_log_by_an_earlier_start_does_not_stop_a_new_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "logs" / "node.log").write_text("Failed to activate SuperNode\n")  # an earlier start's end
+    spec = ProcessSpec("node", (sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)"),
+                       ready_line="up", fatal_lines=(("Failed to activate SuperNode", "refused"),))
+    with ProcessGroup("demo", state, stop_timeout_s=5) as group:
+        group.start(spec, ready_timeout_s=30)
+        record = read_record(state)
+        assert record is not None and is_running(record.processes[0].pid, record.processes[0].started)
