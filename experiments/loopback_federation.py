@@ -48,25 +48,32 @@ class LoopbackFederation:
         write_synthetic_holdings(folder, CLASSES, images_per_class, 32, "png", seed=seed)
         return folder
 
-    def start_node(self, unit: str, holdings: Path) -> None:
-        self.commands.append(start_foreground(
-            [FEDTRIAGE, "node", "start", "--kit", str(self.kit(unit)), "--holdings", str(holdings), "--policy",
-             str(self.policy), f"supernode.runtime_port={free_port()}"], "connected", self.root))
+    def start_node(self, unit: str, holdings: Path, host: Sequence[str] = ()) -> subprocess.Popen[str]:
+        """`fedtriage node start` for `unit`; `host` prefixes the command (e.g. `ip netns exec NS`)."""
+        command = start_foreground(
+            [*host, FEDTRIAGE, "node", "start", "--kit", str(self.kit(unit)), "--holdings", str(holdings), "--policy",
+             str(self.policy), f"supernode.runtime_port={free_port()}"], "connected", self.root)
+        self.commands.append(command)
+        return command
 
 
 @contextmanager
 def loopback_federation(root: Path, units: Sequence[str] = ("unit1", "unit2", "unit3"),
-                        images_per_class: int = 12) -> Iterator[LoopbackFederation]:
-    """Provision, start the coordinator and every unit's node; stop them all on the way out."""
+                        images_per_class: int = 12, *, addresses: Sequence[str] = ("127.0.0.1", "localhost"),
+                        min_peers: int | None = None, started_units: Sequence[str] | None = None,
+                        ) -> Iterator[LoopbackFederation]:
+    """Provision, start the coordinator and the nodes of `started_units` (default: every unit); stop them all
+    on the way out. Nodes connect to the first of `addresses`; their policy accepts a cohort of `min_peers`
+    other nodes (default: every other unit)."""
     root.mkdir(parents=True, exist_ok=True)
     fleet_port = free_port()
     federation_file = root / "federation.yaml"
     federation_file.write_text(yaml.safe_dump({
-        "federation": "loopback", "coordinator": {"addresses": ["127.0.0.1", "localhost"], "fleet_port": fleet_port},
+        "federation": "loopback", "coordinator": {"addresses": list(addresses), "fleet_port": fleet_port},
         "units": list(units),
     }))
     policy = root / "policy.yaml"
-    policy.write_text(f"secure:\n  min_peers: {len(units) - 1}\n")
+    policy.write_text(f"secure:\n  min_peers: {len(units) - 1 if min_peers is None else min_peers}\n")
     federation = LoopbackFederation(root, root / "kits", tuple(units), fleet_port, policy)
     provisioned = federation.fedtriage("provision", str(federation_file), "--out", str(federation.kits))
     if provisioned.returncode != 0:
@@ -76,7 +83,8 @@ def loopback_federation(root: Path, units: Sequence[str] = ("unit1", "unit2", "u
             [FEDTRIAGE, "coordinator", "start", "--kit", str(federation.kit("coordinator")),
              f"superlink.port={free_port()}"], "ready", root))
         for seed, unit in enumerate(units, start=1):
-            federation.start_node(unit, federation.holdings(unit, images_per_class, seed))
+            if started_units is None or unit in started_units:
+                federation.start_node(unit, federation.holdings(unit, images_per_class, seed))
         yield federation
     finally:
         for command in reversed(federation.commands):
