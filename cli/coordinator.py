@@ -10,8 +10,11 @@ SuperExec for the ServerApps, and nginx on the federation's fleet port exposing 
 Fleet API alone; it registers every unit's SuperNode key of the kit. It prints one line
 when ready and stays in the foreground: Ctrl-C or SIGTERM (or `stop` from another shell)
 stops all it started. Logs and state go to --state (default: the kit's `state/`).
-Settings (ports, the proxy) are in configs/deployment/coordinator.yaml; override one as
-key=value, e.g. `superlink.port=9200`.
+With tracking.server=true it first starts `mlflow server` (SQLite in the state folder, or
+tracking.backend_store_uri=postgresql://...), started again should it end; its runs record
+there (or at tracking.uri, or by default in state/mlflow.db), buffered on disk while MLflow
+does not answer. Settings (ports, the proxy, tracking) are in
+configs/deployment/coordinator.yaml; override one as key=value, e.g. `superlink.port=9200`.
 """
 
 import argparse
@@ -58,6 +61,13 @@ def _start(kit: Path, state: Path, overrides: list[str]) -> int:
         superlink_spec,
     )
     from cli.deployment.loopback_tls import make_loopback_tls
+    from cli.deployment.mlflow_server import (
+        mlflow_server_spec,
+        server_plan,
+        tracking_uri,
+        without_password,
+        write_tracking_uri,
+    )
     from cli.deployment.proxy import proxy_program, write_proxy_config
     from cli.deployment.settings import coordinator_settings
     from cli.deployment.supervisor import ProcessGroup
@@ -73,9 +83,17 @@ def _start(kit: Path, state: Path, overrides: list[str]) -> int:
     if settings.superlink.port == federation.coordinator.fleet_port:
         raise ConfigError("superlink.port", f"{settings.superlink.port} is the federation's fleet port, where the "
                           "proxy listens: give the SuperLink another loopback port")
+    if settings.tracking.server and settings.tracking.port in (settings.superlink.port,
+                                                               federation.coordinator.fleet_port):
+        raise ConfigError("tracking.port", f"{settings.tracking.port} is the SuperLink's or the fleet port: give the "
+                          "MLflow server another port")
     paths = CoordinatorPaths(kit, state)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     with ProcessGroup("coordinator", state, settings.stop_timeout_s) as group:
+        if settings.tracking.server:
+            group.start(mlflow_server_spec(server_plan(settings.tracking, state), state), settings.ready_timeout_s)
+        runs_track_to = tracking_uri(settings.tracking, state)
+        write_tracking_uri(state, runs_track_to)
         tls = make_loopback_tls(paths.tls, federation.name)
         port = settings.superlink.port
         group.start(superlink_spec(paths, tls, port), settings.ready_timeout_s)
@@ -94,6 +112,7 @@ def _start(kit: Path, state: Path, overrides: list[str]) -> int:
             "fleet": f"{settings.proxy.listen}:{federation.coordinator.fleet_port} (units connect to "
                      f"{federation.coordinator.fleet_address})",
             "control": f"127.0.0.1:{port} (this host only)",
+            "tracking": without_password(runs_track_to),
             "logs": str(group.log_dir),
             "state": str(state),
         }

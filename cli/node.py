@@ -71,9 +71,9 @@ def _start(kit: Path, holdings: Path, policy: Path | None, state: Path, override
     _ensure_secret(paths.superexec_secret)
     port = settings.supernode.runtime_port
     with ProcessGroup("node", state, settings.stop_timeout_s) as group:
-        group.start(supernode_spec(paths, unit.unit, unit.fleet_address, port, settings.supernode.max_retries),
+        group.start(supernode_spec(paths, unit.unit, unit.fleet_address, port, settings.supernode),
                     settings.ready_timeout_s)
-        group.start(executor_spec(paths, port), settings.ready_timeout_s)
+        group.start(executor_spec(paths, port, settings.supernode), settings.ready_timeout_s)
         group.mark_ready({"unit": unit.unit, "federation": unit.federation, "coordinator": unit.fleet_address,
                           "holdings": str(holdings), "logs": str(group.log_dir), "state": str(state)})
         print(f"node {unit.unit} of federation {unit.federation!r} connected to {unit.fleet_address}; "

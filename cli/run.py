@@ -11,12 +11,12 @@ key=value items passed as Flower run config) to the running coordinator, follows
 the same progress lines as a simulation, and exits non-zero if the run failed. For the
 project's app, key=value items are the settings of `fedtriage simulate --help`; the
 coordinator adds what a deployment needs unless given: its kit, an output folder under
-its state folder's runs/, MLflow in its state folder (state/mlflow.db), one node per unit
-of the kit, folder holdings with no central test set (the units' holdings never leave
-them; name their classes with holdings.classes). `resume` continues a run that ended
-early (coordinator restarted, run stopped) from its latest checkpoint, marks its MLflow
-run FAILED and links it to the run that continues it. Flower's CLI state lives in the
-coordinator's state folder, never in ~/.flwr or the project.
+its state folder's runs/, the MLflow its start named (its tracking.* settings; by default
+state/mlflow.db), one node per unit of the kit, folder holdings with no central test set
+(the units' holdings never leave them; name their classes with holdings.classes).
+`resume` continues a run that ended early (coordinator restarted, run stopped) from its
+latest checkpoint, marks its MLflow run FAILED and links it to the run that continues it.
+Flower's CLI state lives in the coordinator's state folder, never in ~/.flwr or the project.
 """
 
 import argparse

@@ -7,6 +7,7 @@ tests. Every process is stopped by its process id: the foreground commands by th
 whatever their records still name.
 """
 
+import os
 import signal
 import socket
 import subprocess
@@ -121,6 +122,16 @@ def stop_foreground(process: subprocess.Popen[str]) -> None:
             process.wait()
     if process.stdout is not None:
         process.stdout.close()
+
+
+def stop_session(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """SIGTERM to the session `process` leads (a server and its workers); SIGKILL after `timeout` seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedtriage.errors import Interrupted
-from fl_protocol import records
+from fl_protocol import packed_arrays, records
 from fl_server.stop_request import stop_requested
 
 _FIRST_POLL_S = 0.002
@@ -112,6 +112,8 @@ class NodeExchange:
 
     def _push_and_pull(self, messages: list[Message]) -> tuple[dict[str, int], list[Message]]:
         """Message id -> the node it went to, and the replies that came back in time."""
+        for message in messages:  # one object per model on the wire (`fl_protocol.packed_arrays`)
+            message.content = packed_arrays.pack(message.content)
         ids = list(self.grid.push_messages(messages))
         sent = {message_id: message.metadata.dst_node_id for message_id, message in zip(ids, messages)}
         pending = set(ids)
@@ -124,6 +126,9 @@ class NodeExchange:
                 raise Interrupted(f"stopped during {len(pending)} nodes' replies of a round")
             pulled = [reply for reply in self.grid.pull_messages(pending)
                       if reply.metadata.reply_to_message_id in pending]
+            for reply in pulled:
+                if reply.has_content():
+                    reply.content = packed_arrays.unpack(reply.content)
             replies.extend(pulled)
             pending.difference_update(reply.metadata.reply_to_message_id for reply in pulled)
             now = time.monotonic()

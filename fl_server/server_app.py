@@ -23,6 +23,7 @@ from fl_protocol.settings import RunSettings
 from fl_server.central_evaluation import CentralEvaluator, CentralTestSet
 from fl_server.checkpoint import load_checkpoint, restore_strategy_state, resumed_privacy_ledger
 from fl_server.federation_rounds import FederationRounds
+from fl_server.grid_object_pulls import fit_reply_object_retry
 from fl_server.progress_report import ProgressReport, format_final_table
 from fl_server.protection import build_update_aggregation
 from fl_server.protection.central_dp import CentralPrivacy
@@ -48,6 +49,7 @@ def build_server_app(central_test_set: CentralTestSource) -> ServerApp:
         """Flower entry point: read the settings and run the federation."""
         configure_console_logging()
         settings = settings_from_run_config(context.run_config)
+        fit_reply_object_retry(settings.federation.reply_object_retry_s)
         run_federation(grid, settings, flower_run_id=context.run_id, central_test_set=central_test_set)
 
     return app

@@ -6,6 +6,7 @@
                secret; no dependency is installed at run time.
     SuperExec  runs each submitted ServerApp, authenticated by the kit's SuperExec secret.
     proxy      nginx on the fleet port with the kit's certificate, Fleet routes only.
+    mlflow-server  with tracking.server=true (`mlflow_server`): started first, started again if it ends.
 """
 
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from cli.deployment.flower_programs import flower_program
 from cli.deployment.loopback_tls import LoopbackTls
+from cli.deployment.mlflow_server import read_tracking_uri
 from cli.deployment.proxy import ProxyPlan, proxy_command
 from cli.deployment.supervisor import ProcessSpec
 from fl_protocol.provisioning.layout import SERVER_CERT_FILE, SERVER_KEY_FILE, SUPEREXEC_SECRET_FILE
@@ -48,7 +50,8 @@ class CoordinatorPaths:
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{self.state / 'mlflow.db'}"
+        """Where the coordinator's runs record, as its last start wrote (tracking.* settings)."""
+        return read_tracking_uri(self.state)
 
     @property
     def superexec_secret(self) -> Path:

@@ -14,10 +14,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.deployment.flower_programs import flower_program
+from cli.deployment.settings import SuperNodeSettings
 from cli.deployment.supervisor import ProcessSpec
 from fedtriage.errors import ConfigError
-from fl_client.executor.runner import RUNNER_SCRIPT
+from fl_client.executor.runner import RUNNER_SCRIPT, SUPERNODE_SCRIPT
 from fl_client.kit import KIT_KEY, POLICY_KEY, STATE_KEY
 from fl_client.node_holdings import HOLDINGS_PATH_KEY, NODE_NAME_KEY
 from fl_protocol.provisioning.layout import CA_CERT_FILE, SUPERNODE_KEY_FILE
@@ -63,12 +63,14 @@ def node_config(paths: NodePaths, unit: str) -> str:
 
 
 def supernode_spec(paths: NodePaths, unit: str, fleet_address: str, runtime_port: int,
-                   max_retries: int | None) -> ProcessSpec:
-    retries = ("--max-retries", str(max_retries)) if max_retries is not None else ()
+                   settings: SuperNodeSettings) -> ProcessSpec:
+    """Flower's `flower-supernode`, through `fl_client/executor/supernode.py` for its waits."""
+    retries = ("--max-retries", str(settings.max_retries)) if settings.max_retries is not None else ()
     return ProcessSpec(
         name="supernode",
         command=(
-            flower_program("flower-supernode"),
+            sys.executable, "-P", str(SUPERNODE_SCRIPT),
+            "--idle-poll-s", str(settings.idle_poll_s), "--object-retry-s", str(settings.object_retry_s), "--",
             "--superlink", fleet_address,
             "--root-certificates", str(paths.kit / CA_CERT_FILE),
             "--auth-supernode-private-key", str(paths.kit / SUPERNODE_KEY_FILE),
@@ -85,12 +87,13 @@ def supernode_spec(paths: NodePaths, unit: str, fleet_address: str, runtime_port
     )
 
 
-def executor_spec(paths: NodePaths, runtime_port: int) -> ProcessSpec:
+def executor_spec(paths: NodePaths, runtime_port: int, settings: SuperNodeSettings) -> ProcessSpec:
     return ProcessSpec(
         name="executor",
         command=(
             sys.executable, "-P", str(RUNNER_SCRIPT),
             "--runtime-api-address", f"127.0.0.1:{runtime_port}",
+            "--object-retry-s", str(settings.object_retry_s),
             "--superexec-auth-secret-file", str(paths.superexec_secret),
         ),
         env={"FLWR_HOME": str(paths.flower_home)},

@@ -1,5 +1,6 @@
 """The coordinator's and a node's process settings, read from `configs/deployment/`."""
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,9 +24,24 @@ class ProxySettings:
 
 
 @dataclass
+class CoordinatorTrackingSettings:
+    """Where the runs a coordinator starts record to, and the `mlflow server` it may run."""
+
+    uri: str | None
+    server: bool
+    backend_store_uri: str | None
+    artifacts_destination: str | None
+    host: str
+    port: int
+    workers: int
+    allowed_hosts: list[str]
+
+
+@dataclass
 class CoordinatorSettings:
     superlink: SuperLinkSettings
     proxy: ProxySettings
+    tracking: CoordinatorTrackingSettings
     ready_timeout_s: float
     stop_timeout_s: float
 
@@ -34,6 +50,8 @@ class CoordinatorSettings:
 class SuperNodeSettings:
     runtime_port: int
     max_retries: int | None
+    idle_poll_s: float
+    object_retry_s: float
 
 
 @dataclass
@@ -53,6 +71,7 @@ def coordinator_settings(overrides: Sequence[str] = ()) -> CoordinatorSettings:
     for route in settings.proxy.fleet_routes:
         require(route.replace("-", "").isalnum(), "proxy.fleet_routes", f"{route!r} is not a Fleet route name")
     _timeouts(settings.ready_timeout_s, settings.stop_timeout_s)
+    _tracking(settings.tracking)
     return settings
 
 
@@ -64,12 +83,59 @@ def node_process_settings(overrides: Sequence[str] = ()) -> NodeProcessSettings:
     _port(settings.supernode.runtime_port, "supernode.runtime_port")
     require(settings.supernode.max_retries is None or settings.supernode.max_retries >= 0,
             "supernode.max_retries", "must be >= 0 or null")
+    require(0.05 <= settings.supernode.idle_poll_s <= 60, "supernode.idle_poll_s", "must be in [0.05, 60] seconds")
+    require(0.001 <= settings.supernode.object_retry_s <= 1, "supernode.object_retry_s",
+            "must be in [0.001, 1] seconds")
     _timeouts(settings.ready_timeout_s, settings.stop_timeout_s)
     return settings
 
 
 def _port(port: int, key: str) -> None:
     require(1 <= port <= 65535, key, f"must be a TCP port in [1, 65535], got {port}")
+
+
+# What MLflow 3.17 takes as a tracking URI (`uri`) and, without http(s), as a server's store.
+_STORE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+_TRACKING_SCHEMES = ("http", "https", *_STORE_SCHEMES)
+_STORE_EXAMPLES = "e.g. sqlite:////abs/path/mlflow.db, postgresql://USER@HOST/DB"
+_TRACKING_EXAMPLES = f"e.g. http://HOST:5000, {_STORE_EXAMPLES[5:]}"
+
+
+def _tracking(tracking: CoordinatorTrackingSettings) -> None:
+    if tracking.uri is not None:
+        require(not tracking.server, "tracking.uri", "names an MLflow the coordinator does not run: set tracking.uri "
+                "or tracking.server=true, not both")
+        _uri(tracking.uri, "tracking.uri", _TRACKING_SCHEMES, _TRACKING_EXAMPLES)
+    if not tracking.server:
+        for key in ("backend_store_uri", "artifacts_destination"):
+            require(getattr(tracking, key) is None, f"tracking.{key}", "is a setting of the MLflow server the "
+                    "coordinator starts: set tracking.server=true too")
+        return
+    if tracking.backend_store_uri is not None:
+        _uri(tracking.backend_store_uri, "tracking.backend_store_uri", _STORE_SCHEMES, _STORE_EXAMPLES)
+    require(tracking.artifacts_destination != "", "tracking.artifacts_destination",
+            "must be a folder or an artifact store URI, or null (the state folder's mlartifacts/)")
+    require(bool(tracking.host.strip()), "tracking.host", "must be the address the MLflow server listens on")
+    _port(tracking.port, "tracking.port")
+    require(tracking.workers >= 1, "tracking.workers", f"must be >= 1, got {tracking.workers}")
+
+
+def _uri(uri: str, key: str, schemes: Sequence[str], examples: str) -> None:
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    require(scheme in schemes, key, f"{uri!r} is not one of the stores MLflow takes here ({', '.join(schemes)}; "
+            f"{examples})")
+    # The ServerApp and the MLflow server each run in a folder of their own.
+    require(scheme != "sqlite" or uri.startswith("sqlite:////"), key,
+            f"{uri!r} is a relative path: give an absolute one, sqlite:////abs/path/mlflow.db")
+    if scheme.startswith("postgresql"):
+        # MLflow imports the driver only when the store is first used: say it now, not mid-run.
+        # SQLAlchemy 2.1 reads postgresql:// as psycopg (3); +psycopg2 names the older one.
+        if scheme == "postgresql+psycopg2":
+            driver, install = "psycopg2", "pip install psycopg2-binary, or use postgresql:// with fedtriage[server]"
+        else:
+            driver, install = "psycopg", "pip install 'fedtriage[server]'"
+        require(importlib.util.find_spec(driver) is not None, key,
+                f"a PostgreSQL store needs the {driver} driver, which is not installed: {install}")
 
 
 def _timeouts(ready_timeout_s: float, stop_timeout_s: float) -> None:

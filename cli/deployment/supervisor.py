@@ -40,8 +40,12 @@ class ProcessSpec:
     # Up once its log has a line matching this (or, with `ready_port`, once the port accepts).
     ready_line: str | None = None
     ready_port: tuple[str, int] | None = None
-    # Log lines (regex) that mean it cannot go on, with what to tell the user.
+    # Log lines (regex) that mean it cannot go on, with what to tell the user (while it starts,
+    # and for a process that is not restarted, for as long as it runs).
     fatal_lines: tuple[tuple[str, str], ...] = ()
+    # A process the others can do without (an MLflow server: runs buffer their tracking): once
+    # up, if it ends it is started again after this many seconds instead of stopping the group.
+    restart_after_s: float | None = None
 
 
 @dataclass
@@ -160,20 +164,7 @@ class ProcessGroup:
     def start(self, spec: ProcessSpec, ready_timeout_s: float) -> None:
         """Start `spec` and wait until it is up; a process that ends or logs a fatal line first
         stops the group with its reason and the end of its log."""
-        log = self.log_dir / f"{spec.name}.log"
-        with log.open("ab") as sink:
-            sink.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(spec.command)}\n".encode())
-            sink.flush()
-            process = subprocess.Popen(
-                list(spec.command), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True,
-            )
-        started = start_time(process.pid) or 0
-        self._started.append((spec, process, log, started))
-        self.record.processes.append(RecordedProcess(spec.name, process.pid, started, list(spec.command), str(log)))
-        self._write()
-        offset = log.stat().st_size
-        self._scanned[spec.name] = offset
+        process, log, offset = self._launch(spec)
         deadline = time.monotonic() + ready_timeout_s
         while True:
             self._check_interrupted()
@@ -188,6 +179,27 @@ class ProcessGroup:
                                        f"{log}:\n{log_tail(log)}")
             time.sleep(0.1)
 
+    def _launch(self, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], Path, int]:
+        """Start `spec`'s process (in place of an earlier one of the same name) and record it;
+        returns it, its log and where in the log this start begins."""
+        log = self.log_dir / f"{spec.name}.log"
+        with log.open("ab") as sink:
+            sink.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(spec.command)}\n".encode())
+            sink.flush()
+            process = subprocess.Popen(
+                list(spec.command), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True,
+            )
+        started = start_time(process.pid) or 0
+        self._started = [entry for entry in self._started if entry[0].name != spec.name]
+        self._started.append((spec, process, log, started))
+        self.record.processes = [entry for entry in self.record.processes if entry.name != spec.name]
+        self.record.processes.append(RecordedProcess(spec.name, process.pid, started, list(spec.command), str(log)))
+        self._write()
+        offset = log.stat().st_size
+        self._scanned[spec.name] = offset
+        return process, log, offset
+
     def mark_ready(self, details: Mapping[str, str]) -> None:
         self.record.ready = True
         self.record.details = dict(details)
@@ -195,17 +207,37 @@ class ProcessGroup:
 
     def watch(self) -> None:
         """Stay in the foreground until a signal asks to stop (returns) or a process ends or logs a
-        fatal line (`FederationFailed` naming it)."""
+        fatal line (`FederationFailed` naming it); a process with `restart_after_s` is started again."""
+        restarts: dict[str, float] = {}
         while True:
             self._check_interrupted(quiet=True)
             if self._stop_requested is not None:
                 return
-            for spec, process, log, _ in self._started:
+            for spec, process, log, _ in list(self._started):
+                if spec.restart_after_s is not None:
+                    self._restart_if_ended(spec, process, log, restarts)
+                    continue
                 self._check_fatal(spec, log)
                 if process.poll() is not None:
                     raise FederationFailed(f"{spec.name} ended (exit code {process.returncode}); the end of "
                                            f"{log}:\n{log_tail(log)}")
             time.sleep(0.5)
+
+    def _restart_if_ended(self, spec: ProcessSpec, process: subprocess.Popen[bytes], log: Path,
+                          restarts: dict[str, float]) -> None:
+        """Say once that `spec` ended, then start it again once `restart_after_s` has passed."""
+        assert spec.restart_after_s is not None
+        if process.poll() is None:
+            return
+        if spec.name not in restarts:
+            # What it started may outlive it (uvicorn under `mlflow server`) and hold its port.
+            _signal(process.pid, signal.SIGKILL, group=True)
+            restarts[spec.name] = time.monotonic() + spec.restart_after_s
+            print(f"{spec.name} ended (exit code {process.returncode}; log {log}); starting it again in "
+                  f"{spec.restart_after_s:g} s, the rest goes on", flush=True)
+        elif time.monotonic() >= restarts[spec.name]:
+            del restarts[spec.name]
+            self._launch(spec)
 
     def stop_all(self) -> None:
         """Stop every started process, the last started first."""

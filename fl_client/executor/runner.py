@@ -31,17 +31,18 @@ from flwr.supercore.runtime import RuntimeHttpClient
 
 RUNNER_SCRIPT = Path(__file__)
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+SUPERNODE_SCRIPT = Path(__file__).with_name("supernode.py")
 _ACQUIRE_TASK = "/flwr.proto.Runtime/AcquireTask"
 
 
 class _WorkerProcess:
     """One worker: its process, the pipe it answers on."""
 
-    def __init__(self, runtime_api_address: str) -> None:
+    def __init__(self, runtime_api_address: str, object_retry_s: float) -> None:
         read_end, write_end = os.pipe()
         self.process = subprocess.Popen(
             [sys.executable, "-P", str(WORKER_SCRIPT), "--runtime-api-address", runtime_api_address,
-             "--parent-pid", str(os.getpid()), "--result-fd", str(write_end)],
+             "--parent-pid", str(os.getpid()), "--result-fd", str(write_end), "--object-retry-s", str(object_retry_s)],
             stdin=subprocess.PIPE, text=True, pass_fds=(write_end,),
         )
         os.close(write_end)
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--runtime-api-address", required=True)
     parser.add_argument("--superexec-auth-secret-file", required=True)
     parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument("--object-retry-s", type=float, default=0.02)
     args = parser.parse_args()
     secret = load_superexec_auth_secret(args.superexec_auth_secret_file)
     assert secret is not None
@@ -103,7 +105,7 @@ def main() -> None:
             if worker is None or worker.process.poll() is not None:
                 for old in workers.values():
                     old.stop()
-                workers = {fab_hash: _WorkerProcess(args.runtime_api_address)}
+                workers = {fab_hash: _WorkerProcess(args.runtime_api_address, args.object_retry_s)}
                 worker = workers[fab_hash]
                 log(INFO, "ClientApp worker started for app bundle %s", fab_hash[:12])
             outcome = worker.run(reply.token)

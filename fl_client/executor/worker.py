@@ -7,6 +7,11 @@ task is what Flower's `flwr-clientapp` does for one token (pull the message, con
 and bundle; install the bundle; run the ClientApp; push the reply and the context),
 without exiting afterwards: the app, once imported, serves the next message.
 Imports Flower only (see the package docstring).
+
+The SuperNode hands out a task as soon as it has the message, while it is still fetching
+the message's objects from the SuperLink; Flower's pull then waits a whole second before
+asking again for an object not there yet, at every message. The worker asks again after
+`--object-retry-s` instead.
 """
 
 import argparse
@@ -20,18 +25,57 @@ from flwr.cli.install import install_from_fab
 from flwr.clientapp.client_app import ClientApp, LoadClientAppError
 from flwr.clientapp.utils import get_load_client_app_fn
 from flwr.common.constant import ErrorCode, SubStatus
+from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
+from flwr.proto.node_pb2 import Node
+from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest
 from flwr.supercore import log
 from flwr.supercore.app_utils import start_parent_process_monitor
+from flwr.supercore.fab import Fab
 from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
+from flwr.supercore.inflatable.inflatable_protobuf_utils import (
+    make_confirm_message_received_fn_protobuf,
+    make_pull_object_fn_protobuf,
+)
+from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
 from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
+from flwr.supercore.run import Run
 from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
+from flwr.supercore.task_identity import TaskIdentity
+from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
+
+# Ceiling of the growing pause between asks for an object the SuperNode does not have yet.
+_OBJECT_RETRY_CAP_S = 1.0
+
+
+def pull_task_input(client: RuntimeHttpClient, object_retry_s: float) -> tuple[Message, Context, Run, Fab]:
+    """Flower's `run_clientapp.pull_task_input`, asking again for a missing object after `object_retry_s`."""
+    task = client.PullTaskInput(PullTaskInputRequest())
+    TaskIdentity.task_id = task.task_id
+    TaskIdentity.run_id = task.run.run_id
+    TaskIdentity.node_id = task.context.node_id
+    context, run, fab = context_from_proto(task.context), run_from_proto(task.run), fab_from_proto(task.fab)
+    pulled = client.PullMessages(PullAppMessagesRequest())
+    if not pulled.messages_list:
+        raise RuntimeError("No messages received from Runtime API")
+    node = Node(node_id=context.node_id)
+    object_tree = pulled.message_object_trees[0]
+    message = pull_and_inflate_object_from_tree(
+        object_tree,
+        make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
+        make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
+        return_type=Message,
+        initial_backoff=object_retry_s,
+        backoff_cap=_OBJECT_RETRY_CAP_S,
+    )
+    message.metadata.__dict__["_message_id"] = object_tree.object_id  # as Flower does: not part of the content
+    return message, context, run, fab
 
 
 class _Worker:
-    def __init__(self, runtime_api_address: str) -> None:
+    def __init__(self, runtime_api_address: str, object_retry_s: float) -> None:
         self.runtime_api_address = runtime_api_address
+        self.object_retry_s = object_retry_s
         self.apps: dict[str, ClientApp] = {}
         self.load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
 
@@ -50,7 +94,7 @@ class _Worker:
         sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
         try:
             heartbeat.start()
-            message, context, run, fab = pull_task_input(client)
+            message, context, run, fab = pull_task_input(client, self.object_retry_s)
             app = self.apps.get(fab.hash_str)
             if app is None:
                 install_from_fab(fab.content, skip_prompt=True)
@@ -83,9 +127,10 @@ def main() -> None:
     parser.add_argument("--runtime-api-address", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--object-retry-s", type=float, default=0.02)
     args = parser.parse_args()
     start_parent_process_monitor(args.parent_pid)
-    worker = _Worker(args.runtime_api_address)
+    worker = _Worker(args.runtime_api_address, args.object_retry_s)
     log(INFO, "ClientApp worker ready")
     with os.fdopen(args.result_fd, "w") as results:
         for line in sys.stdin:

@@ -15,6 +15,7 @@ from flwr.clientapp import ClientApp
 from fl_client.protection.release import PlaintextRelease
 from fl_client.protection.secure_node import CkksNode, SecAggNode
 from fl_client.protection.work import NodeWork
+from fl_protocol import packed_arrays
 from fl_protocol.protection import messages
 from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings import NodeSettings
@@ -51,9 +52,14 @@ def attach_protection(app: ClientApp, settings_for: SettingsFor, work_for: WorkF
 
     def handler(kind: str) -> Callable[[Message, Context], Message]:
         def handle(msg: Message, context: Context) -> Message:
+            # A model travels packed into one array (`fl_protocol.packed_arrays`), both ways.
+            msg.content = packed_arrays.unpack(msg.content)
             settings = settings_for(context)
             protection = node_protection(settings, node_info(context))
-            return getattr(protection, kind)(msg, context, work_for(msg, context, settings))  # type: ignore[no-any-return]
+            reply: Message = getattr(protection, kind)(msg, context, work_for(msg, context, settings))
+            if reply.has_content():
+                reply.content = packed_arrays.pack(reply.content)
+            return reply
 
         return handle
 

@@ -90,6 +90,7 @@ class FederationSettings:
     node_wait_timeout_s: float
     round_timeout_s: float
     max_consecutive_failed_rounds: int
+    reply_object_retry_s: float
 
 
 def check_holdings(hold: HoldingsSettings) -> None:
@@ -160,6 +161,8 @@ def check_federation(fed: FederationSettings) -> None:
     )
     require(fed.node_wait_timeout_s > 0, "federation.node_wait_timeout_s", "must be > 0")
     require(fed.round_timeout_s > 0, "federation.round_timeout_s", "must be > 0")
+    require(0.001 <= fed.reply_object_retry_s <= 1, "federation.reply_object_retry_s",
+            f"must be in [0.001, 1] seconds, got {fed.reply_object_retry_s}")
     require(
         fed.max_consecutive_failed_rounds >= 1, "federation.max_consecutive_failed_rounds", "must be >= 1"
     )

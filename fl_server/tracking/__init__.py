@@ -1,6 +1,8 @@
 """Tracking is one seam: one object receives round results; MLflow is its implementation.
 
-A tracking outage must not stop training. Only the server tracks; nodes never talk to MLflow.
+A tracking outage must not stop training, nor lose what was tracked: it waits on disk
+until MLflow answers (`write_journal`, `tracking_buffer`; `python -m fl_server.tracking.flush`).
+Only the server tracks; nodes never talk to MLflow.
 """
 
 from pathlib import Path

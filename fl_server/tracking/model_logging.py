@@ -49,7 +49,7 @@ def log_pytorch_model(
     nothing of the model's inputs. The requirements are given rather than inferred: inference
     reloads the model in a subprocess (slow) to guess what is already known.
     """
-    with process_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id), _quiet("mlflow.pytorch"):
+    with process_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id), quiet_logger("mlflow.pytorch"):
         info = mlflow.pytorch.log_model(
             _on_cpu(model),
             name="model",
@@ -79,8 +79,8 @@ def _on_cpu(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a logger's advice below errors: here MLflow's about the pickle format chosen above."""
+def quiet_logger(logger_name: str) -> Iterator[None]:
+    """Silence a logger below errors for a while: here MLflow's advice about the pickle format chosen above."""
     logger = logging.getLogger(logger_name)
     level = logger.level
     logger.setLevel(logging.ERROR)

@@ -11,7 +11,6 @@ checked where they do not depend on floating-point details of the machine.
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.loopback_federation import stop_session
 from fedtriage.environment import PHONE_HOME_SWITCHES
 from tests.support.project import PROJECT_DIR
 
@@ -144,12 +144,7 @@ def check_mlflow_ui_serves(command: str, workdir: Path, env: dict[str, str]) -> 
                 assert time.monotonic() < deadline, "mlflow ui did not answer within 120 s"
                 time.sleep(1)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # its session: the server and its workers
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_session(server)
 
 
 def port_is_free(port: int) -> bool:
