@@ -21,12 +21,20 @@ _LAYOUT = "layout"
 _PACKED_STYPE = "fedtriage.packed"
 
 
-def pack(content: RecordDict) -> RecordDict:
-    """`content` with each ArrayRecord of two or more arrays packed into one array."""
+# An ArrayRecord (by identity) -> its packed array and layout: one stage's messages share the model.
+PackCache = dict[int, tuple[ArrayRecord, ConfigRecord]]
+
+
+def pack(content: RecordDict, cache: PackCache | None = None) -> RecordDict:
+    """`content` with each ArrayRecord of two or more arrays packed into one array; a record already in
+    `cache` (the same object, sent to another node) is packed once."""
     packed = RecordDict()
     for name, record in content.items():
         if not isinstance(record, ArrayRecord) or len(record) < 2:
             packed[name] = record
+            continue
+        if cache is not None and id(record) in cache:
+            packed[name], packed[name + LAYOUT_SUFFIX] = cache[id(record)]
             continue
         layout: list[dict[str, Any]] = []
         parts: list[bytes] = []
@@ -37,6 +45,8 @@ def pack(content: RecordDict) -> RecordDict:
         blob = b"".join(parts)
         packed[name] = ArrayRecord({_PACKED: Array(dtype="uint8", shape=(len(blob),), stype=_PACKED_STYPE, data=blob)})
         packed[name + LAYOUT_SUFFIX] = ConfigRecord({_LAYOUT: json.dumps(layout)})
+        if cache is not None:
+            cache[id(record)] = (packed[name], packed[name + LAYOUT_SUFFIX])
     return packed
 
 

@@ -112,8 +112,9 @@ class NodeExchange:
 
     def _push_and_pull(self, messages: list[Message]) -> tuple[dict[str, int], list[Message]]:
         """Message id -> the node it went to, and the replies that came back in time."""
+        cache: packed_arrays.PackCache = {}  # the messages of a stage share one model: packed once
         for message in messages:  # one object per model on the wire (`fl_protocol.packed_arrays`)
-            message.content = packed_arrays.pack(message.content)
+            message.content = packed_arrays.pack(message.content, cache)
         ids = list(self.grid.push_messages(messages))
         sent = {message_id: message.metadata.dst_node_id for message_id, message in zip(ids, messages)}
         pending = set(ids)

@@ -39,3 +39,12 @@ def test_a_layout_that_does_not_fit_its_array_is_refused() -> None:
                                                                '"stype": "numpy.ndarray", "bytes": 3}]'})
     with pytest.raises(ValueError, match="layout names 3 bytes"):
         unpack(packed)
+
+
+def test_a_model_shared_by_several_messages_is_packed_once() -> None:
+    shared = _content()["arrays"]
+    cache: dict = {}
+    first = pack(RecordDict({"arrays": shared, "config": ConfigRecord({"node": 1})}), cache)
+    second = pack(RecordDict({"arrays": shared, "config": ConfigRecord({"node": 2})}), cache)
+    assert first["arrays"] is second["arrays"] and len(cache) == 1
+    assert unpack(second)["config"]["node"] == 2
