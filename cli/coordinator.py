@@ -96,7 +96,7 @@ def _start(kit: Path, state: Path, overrides: list[str]) -> int:
         write_tracking_uri(state, runs_track_to)
         tls = make_loopback_tls(paths.tls, federation.name)
         port = settings.superlink.port
-        group.start(superlink_spec(paths, tls, port), settings.ready_timeout_s)
+        group.start(superlink_spec(paths, tls, port, settings.superlink.database), settings.ready_timeout_s)
         group.start(superexec_spec(paths, tls, port), settings.ready_timeout_s)
         connection = write_cli_config(paths.flower_home, port, tls.ca_certificate)
         for unit in federation.units:

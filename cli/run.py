@@ -25,9 +25,13 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.arguments import CommandParser
 from fedtriage.errors import ConfigError, FederationFailed, Interrupted
+
+if TYPE_CHECKING:
+    from cli.deployment.run_records import RunRecord
 
 _ACTIONS = ("start", "list", "stop", "resume")
 # Flower's status of a run that ended well.
@@ -166,13 +170,21 @@ def _list(state: Path) -> int:
     records = all_records(state / "runs")
     runs = list_runs(ControlConnection(state / "flwr"))
     print(f"{'run id':<22} {'status':<20} {'elapsed':>10}  output")
+    listed: set[int] = set()
     for run in runs:
         run_id = int(run.get("run-id", 0))
-        record = records.get(run_id)
-        output = (record.output_dir or record.app) if record else "(not started by fedtriage run)"
-        resumes = f" (resumes {record.resumes})" if record and record.resumes else ""
-        print(f"{run_id:<22} {str(run.get('status')):<20} {str(run.get('elapsed', '')):>10}  {output}{resumes}")
+        listed.add(run_id)
+        _print_run(run_id, str(run.get("status")), str(run.get("elapsed", "")), records.get(run_id))
+    # A SuperLink with its state in memory (superlink.database) forgets the runs before its last start.
+    for run_id in sorted(set(records) - listed):
+        _print_run(run_id, "before last start", "", records[run_id])
     return 0
+
+
+def _print_run(run_id: int, status: str, elapsed: str, record: "RunRecord | None") -> None:
+    output = (record.output_dir or record.app) if record else "(not started by fedtriage run)"
+    resumes = f" (resumes {record.resumes})" if record and record.resumes else ""
+    print(f"{run_id:<22} {status:<20} {elapsed:>10}  {output}{resumes}")
 
 
 def _stop(state: Path, run_id: int) -> int:
@@ -191,10 +203,12 @@ def _resume(kit: Path, state: Path, run_id: int) -> int:
     connection = _running_coordinator(kit, state)
     record = read_record(state / "runs", run_id)
     runs = list_runs(connection, run_id)
-    status = str(runs[0].get("status")) if runs else "unknown"
+    # A SuperLink with its state in memory (superlink.database) knows no run from before its last
+    # start, and none of those can be running on it.
+    status = str(runs[0].get("status")) if runs else "with the coordinator (restarted since)"
     if status == COMPLETED:
         raise ConfigError("RUN_ID", f"run {run_id} finished: there is nothing to resume")
-    if not status.startswith("finished"):
+    if runs and not status.startswith("finished"):
         raise ConfigError("RUN_ID", f"run {run_id} is {status}: stop it first (`fedtriage run stop {run_id}`)")
     checkpoint = interrupted_checkpoint(Path(record.output_dir))
     tracking_uri = _value_of(_project_overrides(kit, state, record.overrides, "resume"), "tracking.tracking_uri")

@@ -15,7 +15,7 @@ from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedtriage.errors import Interrupted
-from fl_protocol import packed_arrays, records
+from fl_protocol import packed_content, records
 from fl_server.stop_request import stop_requested
 
 _FIRST_POLL_S = 0.002
@@ -48,6 +48,8 @@ class NodeExchange:
         self.grid = grid
         self.timeout_s = timeout_s
         self._labels: dict[int, str] = {}
+        # Message id -> why its reply's content could not be unpacked.
+        self._unreadable: dict[str, str] = {}
         self.stages: list[StageReport] = []
 
     def send_and_receive(self, messages: Iterable[Message], stage: str) -> list[Message]:
@@ -76,6 +78,10 @@ class NodeExchange:
             report.bytes_by_node[node_id] = size
             if reply.has_error():
                 report.failures[self.label_of(node_id)] = reply.error.reason
+                continue
+            if reply.metadata.reply_to_message_id in self._unreadable:
+                report.failures[self.label_of(node_id)] = (
+                    f"unreadable reply: {self._unreadable.pop(reply.metadata.reply_to_message_id)}")
                 continue
             if reply.metadata.src_node_id != node_id:
                 report.failures[self.label_of(node_id)] = (
@@ -112,9 +118,9 @@ class NodeExchange:
 
     def _push_and_pull(self, messages: list[Message]) -> tuple[dict[str, int], list[Message]]:
         """Message id -> the node it went to, and the replies that came back in time."""
-        cache: packed_arrays.PackCache = {}  # the messages of a stage share one model: packed once
-        for message in messages:  # one object per model on the wire (`fl_protocol.packed_arrays`)
-            message.content = packed_arrays.pack(message.content, cache)
+        cache: packed_content.PackCache = {}  # the messages of a stage share one model: serialized once
+        for message in messages:  # few objects on the wire (`fl_protocol.packed_content`)
+            message.content = packed_content.pack(message.content, cache)
         ids = list(self.grid.push_messages(messages))
         sent = {message_id: message.metadata.dst_node_id for message_id, message in zip(ids, messages)}
         pending = set(ids)
@@ -129,7 +135,10 @@ class NodeExchange:
                       if reply.metadata.reply_to_message_id in pending]
             for reply in pulled:
                 if reply.has_content():
-                    reply.content = packed_arrays.unpack(reply.content)
+                    try:
+                        reply.content = packed_content.unpack(reply.content)
+                    except ValueError as err:  # a node's bytes: its failure, not the round's
+                        self._unreadable[reply.metadata.reply_to_message_id] = str(err)
             replies.extend(pulled)
             pending.difference_update(reply.metadata.reply_to_message_id for reply in pulled)
             now = time.monotonic()

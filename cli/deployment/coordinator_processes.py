@@ -1,7 +1,8 @@
 """The coordinator's processes and their command lines: the one source for a host and a container.
 
     SuperLink  on 127.0.0.1:<superlink.port>, TLS (loopback certificate), SuperNode
-               authentication, its state in a database file, `--isolation process`: it starts
+               authentication, its state in memory or a file (`superlink.database`),
+               `--isolation process`: it starts
                no ServerApp itself and its Runtime API answers only holders of the SuperExec
                secret; no dependency is installed at run time.
     SuperExec  runs each submitted ServerApp, authenticated by the kit's SuperExec secret.
@@ -58,7 +59,12 @@ class CoordinatorPaths:
         return self.kit / SUPEREXEC_SECRET_FILE
 
 
-def superlink_spec(paths: CoordinatorPaths, tls: LoopbackTls, port: int) -> ProcessSpec:
+# Flower's name for its state kept in the SuperLink process's own data structures.
+_FLOWER_IN_MEMORY = ":flwr-in-memory:"
+
+
+def superlink_spec(paths: CoordinatorPaths, tls: LoopbackTls, port: int, database: str) -> ProcessSpec:
+    """`database`: "memory" (Flower's in-memory state) or "file" (`paths.database`, SQLite)."""
     return ProcessSpec(
         name="superlink",
         command=(
@@ -68,7 +74,7 @@ def superlink_spec(paths: CoordinatorPaths, tls: LoopbackTls, port: int) -> Proc
             "--ssl-certfile", str(tls.certificate),
             "--ssl-keyfile", str(tls.key),
             "--enable-supernode-auth",
-            "--database", str(paths.database),
+            "--database", str(paths.database) if database == "file" else _FLOWER_IN_MEMORY,
             "--isolation", "process",
             "--superexec-auth-secret-file", str(paths.superexec_secret),
             "--disable-runtime-dependency-installation",

@@ -8,20 +8,28 @@
     executor   takes each message from the SuperNode's Runtime API with that secret and runs
                the ClientApp on a worker kept up for the run's app bundle (fl_client/executor):
                Flower's SuperExec would start a new process, with every import, per message.
+               It runs approved bundles only and keeps the node's audit log.
 """
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.deployment.settings import SuperNodeSettings
+from cli.deployment.settings import NodeProcessSettings, SuperNodeSettings
 from cli.deployment.supervisor import ProcessSpec
 from fedtriage.errors import ConfigError
+from fl_client.executor.approved_apps import APPROVALS_FILE
+from fl_client.executor.audit_log import AUDIT_LOG_FILE
 from fl_client.executor.runner import RUNNER_SCRIPT, SUPERNODE_SCRIPT
 from fl_client.kit import KIT_KEY, POLICY_KEY, STATE_KEY
 from fl_client.node_holdings import HOLDINGS_PATH_KEY, NODE_NAME_KEY
 from fl_protocol.provisioning.layout import CA_CERT_FILE, SUPERNODE_KEY_FILE
 
+# Seconds before a SuperNode that ended is started again.
+_RESTART_AFTER_S = 1.0
+# The executor is woken through a pipe when a message arrives; it asks on its own only this often.
+_EXECUTOR_LONGEST_WAIT_S = 1.0
 # What the SuperNode logs when the coordinator refuses it (Flower exit code 305), and what to
 # tell the unit. Wrong CAs, closed ports and plain HTTP are found before it starts (`fedtriage
 # check`'s TLS handshake).
@@ -49,6 +57,19 @@ class NodePaths:
     def flower_home(self) -> Path:
         return self.state / "flwr"
 
+    @property
+    def executor_wake(self) -> Path:
+        """The pipe through which the SuperNode wakes the executor when a message arrived."""
+        return self.state / "executor.wake"
+
+    @property
+    def approvals(self) -> Path:
+        return self.state / APPROVALS_FILE
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state / AUDIT_LOG_FILE
+
 
 def node_config(paths: NodePaths, unit: str) -> str:
     """Flower's `--node-config` string: what the ClientApp reads on this node only."""
@@ -70,7 +91,9 @@ def supernode_spec(paths: NodePaths, unit: str, fleet_address: str, runtime_port
         name="supernode",
         command=(
             sys.executable, "-P", str(SUPERNODE_SCRIPT),
-            "--idle-poll-s", str(settings.idle_poll_s), "--object-retry-s", str(settings.object_retry_s), "--",
+            "--idle-poll-s", str(settings.idle_poll_s), "--busy-poll-s", str(settings.busy_poll_s),
+            "--busy-period-s", str(settings.busy_period_s), "--object-retry-s", str(settings.object_retry_s),
+            "--wake-fifo", str(paths.executor_wake), "--",
             "--superlink", fleet_address,
             "--root-certificates", str(paths.kit / CA_CERT_FILE),
             "--auth-supernode-private-key", str(paths.kit / SUPERNODE_KEY_FILE),
@@ -84,19 +107,30 @@ def supernode_spec(paths: NodePaths, unit: str, fleet_address: str, runtime_port
         cwd=paths.state,
         ready_line=r"SuperNode ID: \d+",
         fatal_lines=_FATAL_LINES,
+        # Flower's SuperNode exits when the coordinator no longer knows its node id (a coordinator
+        # restarted with superlink.database=memory); started again, it connects with its key.
+        restart_after_s=_RESTART_AFTER_S,
+        restart_must_come_up=True,
     )
 
 
-def executor_spec(paths: NodePaths, runtime_port: int, settings: SuperNodeSettings) -> ProcessSpec:
+def executor_spec(paths: NodePaths, runtime_port: int, settings: NodeProcessSettings,
+                  approved: Sequence[str]) -> ProcessSpec:
+    """The node's ClientApp executor: runs bundles whose hash is in `approved` or approved in its state folder."""
     return ProcessSpec(
         name="executor",
         command=(
             sys.executable, "-P", str(RUNNER_SCRIPT),
             "--runtime-api-address", f"127.0.0.1:{runtime_port}",
-            "--object-retry-s", str(settings.object_retry_s),
+            "--object-retry-s", str(settings.supernode.object_retry_s),
+            "--wake-fifo", str(paths.executor_wake), "--poll-interval", str(_EXECUTOR_LONGEST_WAIT_S),
             "--superexec-auth-secret-file", str(paths.superexec_secret),
+            "--approvals", str(paths.approvals),
+            *[item for sha256 in approved for item in ("--approved-app", sha256)],
+            "--audit-log", str(paths.audit_log), "--audit-max-bytes", str(settings.audit.max_bytes),
         ),
         env={"FLWR_HOME": str(paths.flower_home)},
         cwd=paths.state,
         ready_line=r"Starting the ClientApp executor",
+        relay_line=r"(run \d+ done here: audit log head \S+ \(entry \d+\))",
     )

@@ -67,7 +67,11 @@ pid {folder}/nginx.pid;
 error_log {folder}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log {folder}/access.log;
+    # Each Fleet request with its time to the millisecond, its sizes and how long it took
+    # (here and at the SuperLink): what a coordinator needs to see where a round's time goes.
+    log_format fleet '$msec $remote_addr "$request" $status in=$request_length out=$bytes_sent '
+                     'took=$request_time superlink=$upstream_response_time';
+    access_log {folder}/access.log fleet;
     client_body_temp_path {folder}/tmp/body;
     proxy_temp_path {folder}/tmp/proxy;
     fastcgi_temp_path {folder}/tmp/fastcgi;

@@ -10,9 +10,14 @@ from configs.compose import compose_config, require, typed_settings
 DEPLOYMENT_CONFIG_DIR = CONFIG_DIR / "deployment"
 
 
+# Where the SuperLink keeps its state (`superlink.database`).
+SUPERLINK_DATABASES = ("memory", "file")
+
+
 @dataclass
 class SuperLinkSettings:
     port: int
+    database: str
 
 
 @dataclass
@@ -51,12 +56,20 @@ class SuperNodeSettings:
     runtime_port: int
     max_retries: int | None
     idle_poll_s: float
+    busy_poll_s: float
+    busy_period_s: float
     object_retry_s: float
+
+
+@dataclass
+class AuditSettings:
+    max_bytes: int
 
 
 @dataclass
 class NodeProcessSettings:
     supernode: SuperNodeSettings
+    audit: AuditSettings
     ready_timeout_s: float
     stop_timeout_s: float
 
@@ -67,6 +80,8 @@ def coordinator_settings(overrides: Sequence[str] = ()) -> CoordinatorSettings:
         CoordinatorSettings, compose_config(overrides, config_name="coordinator", config_dir=DEPLOYMENT_CONFIG_DIR)
     )
     _port(settings.superlink.port, "superlink.port")
+    require(settings.superlink.database in SUPERLINK_DATABASES, "superlink.database",
+            f"must be one of {', '.join(SUPERLINK_DATABASES)}, got {settings.superlink.database!r}")
     require(settings.proxy.max_body_mb >= 1, "proxy.max_body_mb", "must be >= 1")
     for route in settings.proxy.fleet_routes:
         require(route.replace("-", "").isalnum(), "proxy.fleet_routes", f"{route!r} is not a Fleet route name")
@@ -84,8 +99,12 @@ def node_process_settings(overrides: Sequence[str] = ()) -> NodeProcessSettings:
     require(settings.supernode.max_retries is None or settings.supernode.max_retries >= 0,
             "supernode.max_retries", "must be >= 0 or null")
     require(0.05 <= settings.supernode.idle_poll_s <= 60, "supernode.idle_poll_s", "must be in [0.05, 60] seconds")
+    require(0.02 <= settings.supernode.busy_poll_s <= settings.supernode.idle_poll_s, "supernode.busy_poll_s",
+            f"must be in [0.02, supernode.idle_poll_s={settings.supernode.idle_poll_s:g}] seconds")
+    require(0 <= settings.supernode.busy_period_s <= 3600, "supernode.busy_period_s", "must be in [0, 3600] seconds")
     require(0.001 <= settings.supernode.object_retry_s <= 1, "supernode.object_retry_s",
             "must be in [0.001, 1] seconds")
+    require(settings.audit.max_bytes >= 4096, "audit.max_bytes", "must be >= 4096")
     _timeouts(settings.ready_timeout_s, settings.stop_timeout_s)
     return settings
 

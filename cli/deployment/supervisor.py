@@ -43,9 +43,14 @@ class ProcessSpec:
     # Log lines (regex) that mean it cannot go on, with what to tell the user (while it starts,
     # and for a process that is not restarted, for as long as it runs).
     fatal_lines: tuple[tuple[str, str], ...] = ()
+    # Log lines (regex; group 1 is printed) the command prints while it watches, for the operator.
+    relay_line: str | None = None
     # A process the others can do without (an MLflow server: runs buffer their tracking): once
     # up, if it ends it is started again after this many seconds instead of stopping the group.
     restart_after_s: float | None = None
+    # With `restart_after_s`: start it again as it was first started, waiting until it is up and
+    # stopping the group on a fatal line (a SuperNode that the restarted coordinator refuses).
+    restart_must_come_up: bool = False
 
 
 @dataclass
@@ -142,6 +147,8 @@ class ProcessGroup:
         self._stop_requested: int | None = None
         # Process name -> how far its log has been looked through for fatal lines.
         self._scanned: dict[str, int] = {}
+        # Process name -> the seconds it was given to come up.
+        self._ready_timeouts: dict[str, float] = {}
         own = os.getpid()
         self.record = GroupRecord(role, own, start_time(own) or 0, [])
 
@@ -164,11 +171,12 @@ class ProcessGroup:
     def start(self, spec: ProcessSpec, ready_timeout_s: float) -> None:
         """Start `spec` and wait until it is up; a process that ends or logs a fatal line first
         stops the group with its reason and the end of its log."""
+        self._ready_timeouts[spec.name] = ready_timeout_s
         process, log, offset = self._launch(spec)
         deadline = time.monotonic() + ready_timeout_s
         while True:
             self._check_interrupted()
-            self._check_fatal(spec, log)
+            self._check_log(spec, log)
             if process.poll() is not None:
                 raise FederationFailed(f"{spec.name} ended (exit code {process.returncode}) while starting; the end "
                                        f"of {log}:\n{log_tail(log)}")
@@ -217,7 +225,7 @@ class ProcessGroup:
                 if spec.restart_after_s is not None:
                     self._restart_if_ended(spec, process, log, restarts)
                     continue
-                self._check_fatal(spec, log)
+                self._check_log(spec, log)
                 if process.poll() is not None:
                     raise FederationFailed(f"{spec.name} ended (exit code {process.returncode}); the end of "
                                            f"{log}:\n{log_tail(log)}")
@@ -237,7 +245,11 @@ class ProcessGroup:
                   f"{spec.restart_after_s:g} s, the rest goes on", flush=True)
         elif time.monotonic() >= restarts[spec.name]:
             del restarts[spec.name]
-            self._launch(spec)
+            if spec.restart_must_come_up:
+                self.start(spec, self._ready_timeouts[spec.name])
+                print(f"{spec.name} is up again", flush=True)
+            else:
+                self._launch(spec)
 
     def stop_all(self) -> None:
         """Stop every started process, the last started first."""
@@ -259,10 +271,10 @@ class ProcessGroup:
             raise Interrupted(f"{self.role} start interrupted by {signal.Signals(self._stop_requested).name}; "
                               "everything it started is stopped")
 
-    def _check_fatal(self, spec: ProcessSpec, log: Path) -> None:
+    def _check_log(self, spec: ProcessSpec, log: Path) -> None:
         """Look for a fatal line in what `spec` logged since it started (the log is appended to
-        across starts), reading only the complete lines not looked at before."""
-        if not spec.fatal_lines:
+        across starts), reading only the complete lines not looked at before; print relayed lines."""
+        if not spec.fatal_lines and spec.relay_line is None:
             return
         with log.open("rb") as source:
             source.seek(self._scanned[spec.name])
@@ -273,6 +285,9 @@ class ProcessGroup:
         for pattern, message in spec.fatal_lines:
             if re.search(pattern, text):
                 raise FederationFailed(f"{spec.name}: {message}; the end of {log}:\n{log_tail(log)}")
+        if spec.relay_line is not None:
+            for relayed in re.finditer(spec.relay_line, text):
+                print(relayed.group(1), flush=True)
 
     def _is_ready(self, spec: ProcessSpec, log: Path, offset: int) -> bool:
         if spec.ready_port is not None:

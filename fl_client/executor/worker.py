@@ -12,12 +12,22 @@ The SuperNode hands out a task as soon as it has the message, while it is still 
 the message's objects from the SuperLink; Flower's pull then waits a whole second before
 asking again for an object not there yet, at every message. The worker asks again after
 `--object-retry-s` instead.
+
+Before anything of a bundle is installed or imported, the worker hashes it and runs it only if
+the unit approved that hash (`approved_apps.py`); any other bundle gets the reply "refused:
+app-not-approved" and none of its code runs. Every instruction and every reply is entered in
+the node's audit log (`audit_log.py`), fsynced before the reply is handed to the SuperNode.
 """
 
 import argparse
+import hashlib
+import importlib.util
 import os
 import sys
-from logging import DEBUG, ERROR, INFO
+from logging import DEBUG, ERROR, INFO, WARNING
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from flwr.app import Context, Message
 from flwr.app.error import Error
@@ -25,7 +35,7 @@ from flwr.cli.install import install_from_fab
 from flwr.clientapp.client_app import ClientApp, LoadClientAppError
 from flwr.clientapp.utils import get_load_client_app_fn
 from flwr.common.constant import ErrorCode, SubStatus
-from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
+from flwr.common.serde import context_from_proto, fab_from_proto, recorddict_to_proto, run_from_proto
 from flwr.proto.node_pb2 import Node
 from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest
 from flwr.supercore import log
@@ -46,6 +56,24 @@ from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
 # Ceiling of the growing pause between asks for an object the SuperNode does not have yet.
 _OBJECT_RETRY_CAP_S = 1.0
+# What a refusal's reason starts with (the rest names the rule).
+_REFUSED = "refused: "
+# What the runner says when a run is done on this node (runner.py).
+RUN_DONE = "run-done"
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (standard library only), loaded by path under a name no bundle uses."""
+    spec = importlib.util.spec_from_file_location(f"_fedtriage_executor_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+audit_log = _sibling("audit_log")
+approved_apps = _sibling("approved_apps")
 
 
 def pull_task_input(client: RuntimeHttpClient, object_retry_s: float) -> tuple[Message, Context, Run, Fab]:
@@ -72,12 +100,51 @@ def pull_task_input(client: RuntimeHttpClient, object_retry_s: float) -> tuple[M
     return message, context, run, fab
 
 
+def payload(message: Message) -> dict[str, Any]:
+    """Size and SHA-256 of a message's content as Flower serializes it (no content itself)."""
+    if not message.has_content():
+        return {"bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    data = recorddict_to_proto(message.content).SerializeToString()
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def decision(reply: Message | None) -> dict[str, Any]:
+    """The node's decision on an instruction, as its reply shows it."""
+    if reply is None or not reply.has_error():
+        return {"decision": "accepted" if reply is not None else "failed", "rule": None}
+    reason = reply.error.reason
+    if reason.startswith(_REFUSED):
+        return {"decision": "refused", "rule": reason.removeprefix(_REFUSED)}
+    return {"decision": "failed", "rule": None}
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the node decides for its workers: approved bundles, its audit log (the runner passes them on)."""
+    parser.add_argument("--approvals", type=Path, required=True, help="the unit's approved-apps.json")
+    parser.add_argument("--approved-app", action="append", default=[], help="one more approved bundle SHA-256")
+    parser.add_argument("--audit-log", type=Path, required=True)
+    parser.add_argument("--audit-max-bytes", type=int, required=True)
+
+
 class _Worker:
-    def __init__(self, runtime_api_address: str, object_retry_s: float) -> None:
+    def __init__(self, runtime_api_address: str, object_retry_s: float, approvals: Path,
+                 also_approved: tuple[str, ...], audit: Any) -> None:
         self.runtime_api_address = runtime_api_address
         self.object_retry_s = object_retry_s
+        self.approvals = approvals
+        self.also_approved = also_approved
+        self.audit = audit
         self.apps: dict[str, ClientApp] = {}
         self.load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
+
+    def approved(self, bundle: bytes) -> bool:
+        """Whether the unit approved this bundle: its hash, computed here, on the node's list."""
+        try:
+            approved = approved_apps.approved_hashes(self.approvals, self.also_approved)
+        except ValueError as err:
+            log(ERROR, "No app is approved until this is fixed: %s", err)
+            return False
+        return approved_apps.bundle_hash(bundle) in approved
 
     def run_task(self, token: str) -> bool:
         """One message, as `flwr-clientapp` runs it; True if the ClientApp completed."""
@@ -91,16 +158,26 @@ class _Worker:
         message: Message | None = None
         context: Context | None = None
         reply: Message | None = None
+        bundle = ""
         sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
         try:
             heartbeat.start()
             message, context, run, fab = pull_task_input(client, self.object_retry_s)
-            app = self.apps.get(fab.hash_str)
-            if app is None:
-                install_from_fab(fab.content, skip_prompt=True)
-                app = self.apps[fab.hash_str] = self.load(run.fab_id, run.fab_version, fab.hash_str)
-            reply = app(message=message, context=context)
-            sub_status, details = SubStatus.COMPLETED, ""
+            bundle = approved_apps.bundle_hash(fab.content)
+            # Flower finds the installed bundle by the hash it was sent with: it must be the content's.
+            if fab.hash_str == bundle and self.approved(fab.content):
+                app = self.apps.get(bundle)
+                if app is None:
+                    install_from_fab(fab.content, skip_prompt=True)
+                    app = self.apps[bundle] = self.load(run.fab_id, run.fab_version, fab.hash_str)
+                reply = app(message=message, context=context)
+                sub_status, details = SubStatus.COMPLETED, ""
+            else:
+                log(WARNING, "Refused app bundle %s (%s %s): not approved on this node (fedtriage node approve)",
+                    bundle, run.fab_id, run.fab_version)
+                reply = Message(Error(code=ErrorCode.LOAD_CLIENT_APP_EXCEPTION, reason=approved_apps.REFUSAL),
+                                reply_to=message)
+                details = approved_apps.REFUSAL
         except Exception as ex:  # noqa: BLE001 - reported to the coordinator, as flwr-clientapp does
             code = ErrorCode.LOAD_CLIENT_APP_EXCEPTION if isinstance(ex, LoadClientAppError) else (
                 ErrorCode.CLIENT_APP_RAISED_EXCEPTION)
@@ -109,9 +186,13 @@ class _Worker:
             if message is not None:
                 reply = Message(Error(code=code, reason=details), reply_to=message)
         finally:
+            pushed = False
+            if message is not None:
+                self.enter(message, bundle, reply)  # before the reply leaves: a failure here sends nothing
             if reply is not None and context is not None:
                 try:
                     push_message(client, reply, context)
+                    pushed = True
                 except Exception as ex:  # noqa: BLE001
                     log(ERROR, "Failed to push the reply", exc_info=ex)
                     sub_status = SubStatus.FAILED
@@ -119,7 +200,22 @@ class _Worker:
             if heartbeat.is_running:
                 heartbeat.stop()
             client.close()
-        return sub_status == SubStatus.COMPLETED
+        return sub_status == SubStatus.COMPLETED and pushed
+
+    def run_done(self, run_id: int) -> None:
+        """Log the audit log's head, for the unit to keep elsewhere (`fedtriage audit verify --anchor`)."""
+        seq, head = self.audit.head()
+        log(INFO, "run %d done here: audit log head %s (entry %d)", run_id, head, seq)
+
+    def enter(self, message: Message, bundle: str, reply: Message | None) -> None:
+        """The instruction and the node's reply in the audit log, fsynced."""
+        about = {"run": message.metadata.run_id, "round": message.metadata.group_id,
+                 "type": message.metadata.message_type}
+        self.audit.append({"event": "instruction", **about, "message": message.metadata.message_id, "app": bundle,
+                           **payload(message), **decision(reply)})
+        if reply is not None:
+            error = f"{reply.error.code}: {reply.error.reason}" if reply.has_error() else None
+            self.audit.append({"event": "reply", **about, **payload(reply), "error": error})
 
 
 def main() -> None:
@@ -128,14 +224,19 @@ def main() -> None:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--result-fd", type=int, required=True)
     parser.add_argument("--object-retry-s", type=float, default=0.02)
+    add_node_arguments(parser)
     args = parser.parse_args()
     start_parent_process_monitor(args.parent_pid)
-    worker = _Worker(args.runtime_api_address, args.object_retry_s)
+    worker = _Worker(args.runtime_api_address, args.object_retry_s, args.approvals, tuple(args.approved_app),
+                     audit_log.AuditLog(args.audit_log, args.audit_max_bytes))
     log(INFO, "ClientApp worker ready")
     with os.fdopen(args.result_fd, "w") as results:
         for line in sys.stdin:
             token = line.strip()
-            if token:
+            if token.startswith(RUN_DONE + " "):
+                worker.run_done(int(token.split()[1]))
+                print("ok", file=results, flush=True)
+            elif token:
                 log(DEBUG, "ClientApp worker: task")
                 print("done" if worker.run_task(token) else "failed", file=results, flush=True)
 

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from configs import CONFIG_DIR
 from configs.compose import compose_config, require, typed_settings
 from fedtriage.errors import ConfigError
+from fl_protocol.protection.modes import ProtectionMode
 
 POLICY_CONFIG_DIR = CONFIG_DIR / "node"
 POLICY_CONFIG_NAME = "policy"
@@ -42,11 +43,51 @@ class CkksPolicy:
 
 
 @dataclass
+class ProtectionPolicy:
+    """The protection modes the node takes part in (`ProtectionMode` values)."""
+
+    modes: list[str]
+
+
+@dataclass
+class PrivacyPolicy:
+    """Differential privacy the node insists on, whatever the run asks."""
+
+    required: bool
+    # Smallest `privacy.noise_multiplier` accepted (central DP and local DP-SGD alike).
+    min_noise_multiplier: float
+    # Largest `privacy.epsilon_budget` accepted (null: any the run sets).
+    max_epsilon: float | None
+
+
+@dataclass
+class TrainingPolicy:
+    """What local training the node does for a run."""
+
+    # Model names (configs/model/) it trains; empty: any.
+    models: list[str]
+    max_local_epochs: int
+    min_batch_size: int
+    max_batch_size: int
+
+
+@dataclass
+class CodePolicy:
+    """Which app bundles the node runs (besides those approved with `fedtriage node approve`)."""
+
+    approve_installed_release: bool
+
+
+@dataclass
 class NodePolicy:
     """Everything a node decides for itself."""
 
     secure: SecurePolicy
     ckks: CkksPolicy
+    protection: ProtectionPolicy
+    privacy: PrivacyPolicy
+    training: TrainingPolicy
+    code: CodePolicy
 
 
 def check_node_policy(policy: NodePolicy, where: str = "policy") -> None:
@@ -67,6 +108,20 @@ def check_node_policy(policy: NodePolicy, where: str = "policy") -> None:
     require(secure.min_cohort >= 2, f"{where}.secure.min_cohort", f"must be >= 2, got {secure.min_cohort}")
     noise = policy.ckks.decryption_noise_std
     require(noise > 0, f"{where}.ckks.decryption_noise_std", f"must be > 0, got {noise}")
+    modes = policy.protection.modes
+    known = [mode.value for mode in ProtectionMode]
+    require(bool(modes) and all(mode in known for mode in modes), f"{where}.protection.modes",
+            f"must list one or more of {', '.join(known)}, got {modes}")
+    privacy = policy.privacy
+    require(privacy.min_noise_multiplier >= 0, f"{where}.privacy.min_noise_multiplier",
+            f"must be >= 0, got {privacy.min_noise_multiplier}")
+    require(privacy.max_epsilon is None or privacy.max_epsilon > 0, f"{where}.privacy.max_epsilon",
+            f"must be > 0 or null, got {privacy.max_epsilon}")
+    training = policy.training
+    require(training.max_local_epochs >= 1, f"{where}.training.max_local_epochs",
+            f"must be >= 1, got {training.max_local_epochs}")
+    require(1 <= training.min_batch_size <= training.max_batch_size, f"{where}.training.min_batch_size",
+            f"must be in [1, training.max_batch_size={training.max_batch_size}], got {training.min_batch_size}")
 
 
 def default_policy_document() -> dict[str, Any]:

@@ -158,6 +158,14 @@ def test_a_dockerfile_copies_what_exists_and_a_project_image_every_package(path:
         assert copied[f"{dockerfile.workdir}/cli"] == PROJECT_DIR / "cli"  # installed from where it was copied
 
 
+def test_the_coordinator_and_node_images_hold_the_same_project_so_their_release_bundles_agree() -> None:
+    # A node runs the app bundle of its own installed release (code.approve_installed_release): the
+    # coordinator's `run start` must submit the same bytes, so both images copy the same project files.
+    coordinator, node = (Dockerfile.read(DOCKER_DIR / f"{name}.Dockerfile").copies()
+                         for name in ("coordinator", "node"))
+    assert coordinator == node
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda path: path.name)
 def test_a_dockerfile_pins_what_pyproject_pins_and_runs_what_it_installs(path: Path) -> None:
     dockerfile = Dockerfile.read(path)

@@ -7,17 +7,24 @@ nginx; three units with their own generated holdings and a policy that accepts a
 three (`experiments/loopback_federation.py`). Every process is stopped by its process id.
 """
 
-import os
+import json
+import re
 import sqlite3
 import ssl
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from flwr.cli.build import build_fab_from_disk
 
 from cli.deployment.supervisor import is_running, read_record
 from experiments.loopback_federation import CLASSES_SETTING, LoopbackFederation, free_port, loopback_federation
+from fl_client.executor.approved_apps import bundle_hash
+from fl_client.executor.audit_log import entries, verify
+from tests.support.marker_app import write_marker_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.deployment]
 
@@ -46,6 +53,37 @@ def test_a_secagg_run_submitted_with_run_start_finishes_exits_0_and_is_in_mlflow
     listed = federation.fedtriage("run", "list", "--kit", str(federation.kit("coordinator")))
     assert listed.returncode == 0, listed.stderr
     assert "finished:completed" in listed.stdout and "runs/run-" in listed.stdout
+
+    for unit in federation.units:  # each node entered what it was asked and answered, and no more
+        log = federation.kit(unit) / "state" / "audit.jsonl"
+        assert verify(log).intact
+        logged = list(entries(log))
+        assert {entry["decision"] for entry in logged if entry["event"] == "instruction"} == {"accepted"}
+        assert {"train", "query.secagg_unmask"} <= {entry["type"] for entry in logged}
+        assert all(entry["bytes"] > 0 and len(entry["sha256"]) == 64 for entry in logged)
+        assert str(federation.root / f"holdings-{unit}") not in log.read_text()
+
+
+def test_an_app_no_unit_approved_runs_no_code_on_any_node(federation: LoopbackFederation, tmp_path: Path) -> None:
+    marker, answers = tmp_path / "marker", tmp_path / "answers.json"
+    app = write_marker_app(tmp_path / "app", marker)
+    result = federation.fedtriage("run", "start", "--kit", str(federation.kit("coordinator")), "--app", str(app),
+                                  f'out="{answers}"')
+    assert result.returncode == 0, result.stdout + result.stderr  # the attacker's ServerApp itself ran
+    assert json.loads(answers.read_text()) == ["refused: app-not-approved"] * len(federation.units)
+    assert not marker.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sha256 = bundle_hash(build_fab_from_disk(app))
+    for unit in federation.units:
+        log = federation.kit(unit) / "state" / "audit.jsonl"
+        assert verify(log).intact
+        refused = [entry for entry in entries(log) if entry.get("app") == sha256]
+        assert [(entry["decision"], entry["rule"]) for entry in refused] == [("refused", "app-not-approved")]
+        # The secagg run before this one is done here: the node said its log's head, which the log still holds.
+        said = (log.parent / "logs" / "executor.log").read_text()
+        heads = re.findall(r"done here: audit log head ([0-9a-f]{64})", said)
+        assert heads and verify(log, anchor=heads[0]).intact
 
 
 def test_a_run_that_fails_makes_run_start_exit_non_zero_with_the_reason(federation: LoopbackFederation) -> None:
@@ -114,4 +152,4 @@ def test_coordinator_stop_stops_every_process_it_started(federation: LoopbackFed
     assert not any(is_running(entry.pid, entry.started) for entry in record.processes)
     assert not is_running(record.supervisor_pid, record.supervisor_started)
     assert federation.fedtriage("coordinator", "status", "--kit", str(federation.kit("coordinator"))).returncode == 3
-    assert os.path.exists(state / "superlink.db")  # the federation's state is kept for the next start
+    assert (state / "tracking_uri").is_file()  # the state folder is kept for the next start

@@ -16,7 +16,7 @@ from cli.deployment.node_processes import NodePaths, node_config
 from cli.deployment.proxy import ProxyPlan, proxy_command, proxy_config, write_proxy_config
 from cli.deployment.settings import coordinator_settings
 from cli.deployment.supervisor import ProcessGroup, ProcessSpec, is_running, read_record, start_time, stop_recorded
-from fedtriage.errors import ConfigError
+from fedtriage.errors import ConfigError, FederationFailed
 from tests.support.project import PROJECT_DIR
 
 EXAMPLE = PROJECT_DIR / "docker" / "federation.example.yaml"
@@ -42,6 +42,7 @@ def test_a_bad_setting_or_a_missing_proxy_is_named_before_anything_starts(
     coordinator = ["coordinator", "start", "--kit", str(kits / "coordinator"), "--state", str(tmp_path / "s")]
     assert "superlink.port" in _error(capsys, [*coordinator, "superlink.port=0"])
     assert "proxy.program" in _error(capsys, [*coordinator, "proxy.program=no-such-nginx"])
+    assert "superlink.database" in _error(capsys, [*coordinator, "superlink.database=postgres"])
     assert "superlink.port" in _error(capsys, [*coordinator, "superlink.port=8000"])  # the fleet port
     assert "is a unit's kit" in _error(capsys, ["coordinator", "start", "--kit", str(kits / "unit1")])
     assert "--holdings" in _error(capsys, ["node", "start", "--kit", str(kits / "unit1")])
@@ -150,3 +151,20 @@ def test_a_fatal_line_left_in_the_log_by_an_earlier_start_does_not_stop_a_new_on
         group.start(spec, ready_timeout_s=30)
         record = read_record(state)
         assert record is not None and is_running(record.processes[0].pid, record.processes[0].started)
+
+
+def test_a_process_started_again_must_come_up_and_a_refusal_then_stops_the_group(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    # Up, then ends (a SuperNode whose coordinator forgot it); started again, it is refused.
+    script = ("import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0; "
+              "p.write_text(str(n + 1)); print('Failed to activate SuperNode' if n else 'up', flush=True); "
+              "time.sleep(60 if n else 0.5)")
+    spec = ProcessSpec("node", (sys.executable, "-c", script, str(starts)), ready_line="up",
+                       fatal_lines=(("Failed to activate SuperNode", "refused"),), restart_after_s=0.1,
+                       restart_must_come_up=True)
+    with pytest.raises(FederationFailed, match="node: refused"):
+        with ProcessGroup("demo", tmp_path / "state", stop_timeout_s=5) as group:
+            group.start(spec, ready_timeout_s=30)
+            group.watch()
+    assert starts.read_text() == "2"
+    assert read_record(tmp_path / "state") is None

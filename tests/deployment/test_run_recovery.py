@@ -77,6 +77,9 @@ def test_a_run_cut_short_by_its_coordinator_resumes_to_the_same_final_model(tmp_
         resumed = federation.fedtriage("run", "resume", run_id, "--kit", coordinator_kit)
         assert resumed.returncode == 0, stopped.stdout + stopped.stderr + resumed.stdout + resumed.stderr
         assert "resuming after its round" in resumed.stdout
+        # The restarted SuperLink keeps its state in memory: the run is listed from the coordinator's own records.
+        listed = federation.fedtriage("run", "list", "--kit", coordinator_kit)
+        assert any(line.startswith(run_id) and "before last start" in line for line in listed.stdout.splitlines())
 
         whole_model, resumed_model = _final_model(whole_dir), _final_model(_output_dir(resumed.stdout))
         assert whole_model.keys() == resumed_model.keys()

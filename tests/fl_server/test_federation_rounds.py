@@ -22,7 +22,7 @@ from fl_server.round_record import RoundRecord
 from fl_server.strategy_factory import build_strategy
 from models import build_model
 from tests.support.inprocess_grid import InProcessGrid
-from tests.support.kits import SMALL_FEDERATION
+from tests.support.kits import SMALL_FEDERATION, provision_nodes
 
 _SCRATCH = tempfile.TemporaryDirectory(prefix="fedtriage-test-rounds-")
 
@@ -128,7 +128,7 @@ def test_a_node_that_fails_is_named_with_its_error_and_the_round_goes_on(tmp_pat
     record = rounds.history[-1]
     assert record.nodes_replied == 3 and record.nodes_sampled == 4
     (label, reason), = record.node_failures.items()
-    assert "missing" in reason
+    assert reason == "train: refused: policy no-kit"  # a node started without its kit has no policy: it refuses
     assert record.train_metrics  # the three healthy nodes still produced a new model
 
 
@@ -215,10 +215,10 @@ def test_waiting_for_nodes_ends_after_the_timeout_with_a_clear_error() -> None:
 @pytest.mark.parametrize("classes", [["disc", "square", "triangle", "cross"], ["disc", "cross"]])
 def test_units_with_their_own_holdings_folders_train_together(tmp_path: Path, classes: list[str]) -> None:
     # Deployment shape: each node reads its own folder from its node config.
-    nodes: dict[int, dict[str, bool | int | float | str]] = {}
+    _, nodes = provision_nodes(tmp_path / "kits", [200, 201], {"protection": {"modes": ["plaintext"]}})
     for index, unit in enumerate(["unit-a", "unit-b"]):
         write_synthetic_holdings(tmp_path / unit, classes, 12, image_size=16, image_format="mixed", seed=index)
-        nodes[200 + index] = {"holdings-path": str(tmp_path / unit), "node-name": unit}
+        nodes[200 + index].update({"holdings-path": str(tmp_path / unit), "node-name": unit})
     settings = load_settings(
         [
             "holdings=folder", f"holdings.path={tmp_path / 'unit-a'}", f"holdings.classes=[{','.join(classes)}]",

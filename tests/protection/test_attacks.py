@@ -16,6 +16,7 @@ from flwr.serverapp import Grid
 
 from fl_client.kit import node_kit
 from fl_client.protection import secagg as secagg_node
+from fl_protocol import packed_content
 from fl_protocol.identity.kits import provision_simulation
 from fl_protocol.protection import messages
 from fl_protocol.protection.secagg import keys, session
@@ -61,6 +62,8 @@ class Coordinator:
     def ask(self, node: int, message_type: str, records: dict[str, ConfigRecord]) -> Message:
         message = Message(RecordDict(records), dst_node_id=node, message_type=message_type)
         (reply,) = self.grid.send_and_receive([message])
+        if reply.has_content():  # the attacker reads the wire format as the honest server does
+            reply.content = packed_content.unpack(reply.content)
         return reply
 
     def round_record(self, round_id: bytes, participants: list[int]) -> ConfigRecord:

@@ -19,7 +19,7 @@ from fl_client.kit import KIT_KEY, node_kit
 from fl_client.protection import attach_protection
 from fl_client.protection import secagg as secagg_node
 from fl_client.protection.contribution import encode_contribution
-from fl_protocol import records
+from fl_protocol import packed_content, records
 from fl_protocol.protection import messages
 from fl_protocol.protection.ckks_contexts import generate_context, share_context
 from fl_protocol.protection.modes import ProtectionMode
@@ -253,6 +253,8 @@ def test_one_node_refusing_to_sign_the_cohort_fails_one_round_not_the_run(tmp_pa
         if context.node_id == refuser and msg.metadata.message_type == messages.SECAGG_CONSISTENCY:
             raise RuntimeError("this node never signs")
         reply = honest(msg, context)
+        if reply.has_content():
+            reply.content = packed_content.unpack(reply.content)  # as the node itself built it
         if context.node_id == refuser and reply.has_content() and messages.SHARES_RECORD in reply.content:
             reply.content[messages.SHARES_RECORD]["cohort-sig"] = b""  # nor at stage 1 (the fast path)
         return reply

@@ -15,6 +15,7 @@ from flwr.server.superlink.linkstate.utils import create_message_error_unavailab
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
+from fl_protocol import packed_content
 from fl_protocol.run_config import node_run_config
 from fl_protocol.settings import RunSettings
 from fl_server.run_summary import RunSummary
@@ -68,6 +69,9 @@ class InProcessGrid(Grid):
             message.metadata.__dict__["_message_id"] = message_id
             ids.append(message_id)
             node_id = message.metadata.dst_node_id
+            # Content travels packed (`fl_protocol.packed_content`): tests see and alter it decoded,
+            # both ways, as the attacker on either side would (the ClientApp and NodeExchange take both).
+            message.content = packed_content.unpack(message.content)
             self.delivered.append(message)
             if self._lost(node_id, message):
                 # The SuperLink lost the node: it answers itself, with Flower's own error reply.
@@ -81,6 +85,7 @@ class InProcessGrid(Grid):
             except Exception as err:  # what a SuperNode turns into an error reply
                 reply = Message(Error(code=0, reason=f"{type(err).__name__}: {err}"), reply_to=message)
             if reply.has_content():
+                reply.content = packed_content.unpack(reply.content)
                 self._tamper(node_id, reply)
             self._replies[message_id] = reply
         return ids

@@ -8,6 +8,8 @@ from fl_client.kit import KIT_KEY
 from fl_protocol.identity.kits import provision_simulation
 from fl_server.kit import CoordinatorKit, load_coordinator_kit
 
+# Test federations compare modes: their nodes take part in each (a real unit's default: secagg only).
+EVERY_MODE = {"modes": ["plaintext", "secagg", "ckks"]}
 # Small test federations: a node accepts one peer and a sum over two nodes.
 SMALL_FEDERATION_POLICY = {"secure": {"min_peers": 1, "min_threshold": 2, "min_cohort": 2}}
 # The same for simulated nodes, as overrides of a run's settings.
@@ -17,8 +19,9 @@ SMALL_FEDERATION = ["simulation.node_policy.secure.min_peers=1", "simulation.nod
 def provision_nodes(
     folder: Path, node_ids: list[int], policy: dict[str, object] | None = None
 ) -> tuple[CoordinatorKit, dict[int, dict[str, bool | int | float | str]]]:
-    """The coordinator's kit and node configs naming each node's kit, for nodes `node_ids`."""
-    kits = provision_simulation(folder, "test-federation", len(node_ids), policy)
+    """The coordinator's kit and node configs naming each node's kit, for nodes `node_ids`; their policy
+    is `policy`, in every mode unless it names its `protection`."""
+    kits = provision_simulation(folder, "test-federation", len(node_ids), {"protection": EVERY_MODE, **(policy or {})})
     configs: dict[int, dict[str, bool | int | float | str]] = {
         node: {KIT_KEY: str(kit)} for node, kit in zip(node_ids, kits.nodes)
     }
