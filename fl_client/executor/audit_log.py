@@ -6,11 +6,11 @@ inserted or reordered line breaks the chain at the line after it. The last line 
 after it: the node prints the head hash (the SHA-256 of the last line) for the unit to keep
 elsewhere, and `verify(..., anchor=H)` checks that a kept head is still in the chain.
 
-Lines are appended with one `write` and fsynced. A crash mid-write leaves a torn last line;
-the next `AuditLog` to open the file ends it with a newline and records it (`torn-write`,
-its size and SHA-256) before anything else, so it is reported, never dropped. Past
-`max_bytes` the file is renamed `audit.jsonl.<k>` (k = 1, 2, ...) and a new one starts with
-a `rotated` line chained to the old file's last line.
+Lines are appended with one `write` each, and fsynced before `append` returns. A crash
+mid-write leaves a torn last line; the next `AuditLog` to open the file ends it with a newline
+and records it (`torn-write`, its size and SHA-256) before anything else, so it is reported,
+never dropped. Past `max_bytes` the file is renamed `audit.jsonl.<k>` (k = 1, 2, ...) and a
+new one starts with a `rotated` line chained to the old file's last line.
 
 Standard library only: the ClientApp worker loads this file by path (see the package docstring).
 """
@@ -49,15 +49,17 @@ class AuditLog:
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def append(self, entry: dict[str, Any]) -> str:
-        """Write `entry` as the next line, fsynced; returns the new head hash."""
+    def append(self, *entries: dict[str, Any]) -> str:
+        """Write `entries` as the next lines, fsynced once; returns the new head hash."""
         with self._locked() as log:
             seq, prev = self._head(log)
             if log.tell() >= self.max_bytes:
                 log = self._rotate(log)
                 seq, prev = self._write(log, {"event": "rotated", "from": self._last_rotated().name}, seq, prev)
-            _, head = self._write(log, entry, seq, prev)
-            return head
+            for entry in entries:
+                seq, prev = self._write(log, entry, seq, prev)
+            _sync(log)
+            return prev
 
     def head(self) -> tuple[int, str]:
         """The last entry's seq and hash (0 and the genesis hash for an empty log)."""
@@ -76,6 +78,7 @@ class AuditLog:
             log.write(b"\n")
             seq, prev = self._write(log, {"event": "torn-write", "bytes": len(torn),
                                           "sha256": hashlib.sha256(torn).hexdigest()}, seq, prev)
+            _sync(log)
         return seq, prev
 
     def _rotated_head(self) -> tuple[int, str]:
@@ -89,8 +92,7 @@ class AuditLog:
         return _seq_and_hash(last, rotated[-1]) if last else (0, GENESIS)
 
     def _rotate(self, log: Any) -> Any:
-        log.flush()
-        os.fsync(log.fileno())
+        _sync(log)
         number = 1 + max((int(found.suffix[1:]) for found in chain_files(self.path)[:-1]), default=0)
         os.rename(self.path, self.path.with_name(f"{self.path.name}.{number}"))
         return log.reopen()
@@ -103,9 +105,12 @@ class AuditLog:
         stamped = {"seq": seq + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "prev": prev, **entry}
         line = json.dumps(stamped, sort_keys=True, separators=(",", ":")).encode()
         log.write(line + b"\n")
-        log.flush()
-        os.fsync(log.fileno())
         return seq + 1, line_hash(line)
+
+
+def _sync(log: Any) -> None:
+    log.flush()
+    os.fsync(log.fileno())
 
 
 class _LockedFile:

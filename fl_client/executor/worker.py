@@ -211,11 +211,12 @@ class _Worker:
         """The instruction and the node's reply in the audit log, fsynced."""
         about = {"run": message.metadata.run_id, "round": message.metadata.group_id,
                  "type": message.metadata.message_type}
-        self.audit.append({"event": "instruction", **about, "message": message.metadata.message_id, "app": bundle,
-                           **payload(message), **decision(reply)})
+        entries = [{"event": "instruction", **about, "message": message.metadata.message_id, "app": bundle,
+                    **payload(message), **decision(reply)}]
         if reply is not None:
             error = f"{reply.error.code}: {reply.error.reason}" if reply.has_error() else None
-            self.audit.append({"event": "reply", **about, **payload(reply), "error": error})
+            entries.append({"event": "reply", **about, **payload(reply), "error": error})
+        self.audit.append(*entries)  # one fsync for both
 
 
 def main() -> None:

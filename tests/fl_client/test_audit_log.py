@@ -90,3 +90,10 @@ def test_a_kept_head_must_still_be_in_the_chain(tmp_path: Path) -> None:
         rewritten.append({"event": "instruction", "run": 7, "round": str(n), "bytes": 0})
     verdict = verify(rewritten.path, anchor=heads[2])
     assert verdict.problem is None and verdict.anchor_found is False and not verdict.intact
+
+
+def test_an_instruction_and_its_reply_go_in_together_and_chain_like_single_lines(tmp_path: Path) -> None:
+    log, _ = _log(tmp_path, count=2)
+    head = log.append({"event": "instruction", "run": 8}, {"event": "reply", "run": 8})
+    verdict = verify(log.path)
+    assert verdict.intact and verdict.entries == 4 and verdict.head == head == log.head()[1]
