@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
         prog="fedtriage check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--kit", type=Path, required=True, help="a kit folder `fedtriage provision` made")
-    parser.add_argument("--holdings", type=Path, help="the unit's holdings folder (category sub-folders)")
+    parser.add_argument("--holdings", type=Path,
+                        help="the unit's holdings: a folder of category sub-folders, or a VICS case file")
     parser.add_argument("--policy", type=Path, help="the unit's node policy (default: the kit's policy.yaml)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the coordinator (default 5)")
     args = parser.parse_args(argv)

@@ -48,7 +48,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("action", choices=_ACTIONS, help="start (foreground), stop, status, approve or policy")
     parser.add_argument("--kit", type=Path, help="this unit's kit folder (from provision)")
-    parser.add_argument("--holdings", type=Path, help="the unit's holdings: a folder of category folders (start)")
+    parser.add_argument("--holdings", type=Path, help="the unit's holdings: a folder of category folders, or a "
+                        "VICS case's JSON file with its media under its folder (start)")
     parser.add_argument("--policy", type=Path, help="the unit's node policy (default: the kit's policy.yaml)")
     parser.add_argument("--state", type=Path, help="logs and node state (default: the kit's state/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> int:
     state = (args.state or kit / "state").resolve()
     if args.action == "start":
         if args.holdings is None:
-            raise ConfigError("--holdings", "`node start` needs the unit's holdings folder")
+            raise ConfigError("--holdings", "`node start` needs the unit's holdings (a folder or a VICS case file)")
         policy = args.policy.resolve() if args.policy else None
         return _start(kit, args.holdings.resolve(), policy, state, args.overrides)
     if args.action == "approve":

@@ -74,8 +74,12 @@ def loopback_federation(root: Path, units: Sequence[str] = ("unit1", "unit2", "u
         "units": list(units),
     }))
     policy = root / "policy.yaml"
-    policy.write_text(f"secure:\n  min_peers: {len(units) - 1 if min_peers is None else min_peers}\n"
-                      "protection:\n  modes: [plaintext, secagg]\n")  # the benchmark compares both
+    policy.write_text(yaml.safe_dump({
+        "secure": {"min_peers": len(units) - 1 if min_peers is None else min_peers},
+        "protection": {"modes": ["plaintext", "secagg"]},  # the benchmark compares both
+        # The generated holdings name their folders as the federation names its classes.
+        "holdings": {"categories": {name: [name] for name in CLASSES}},
+    }))
     federation = LoopbackFederation(root, root / "kits", tuple(units), fleet_port, policy)
     provisioned = federation.fedtriage("provision", str(federation_file), "--out", str(federation.kits))
     if provisioned.returncode != 0:

@@ -54,6 +54,14 @@ class Interrupted(FedtriageError):
 class Refused(FedtriageError, RuntimeError):
     """A node refuses an instruction that its protocol or its settings do not allow.
 
-    Raised inside a ClientApp, it becomes the error reply the coordinator sees; the
-    node itself goes on.
+    Raised inside a ClientApp, it becomes the error reply the coordinator sees, which
+    carries only `public_reason`: the message, in the node's own words, goes to the
+    node's log. The node itself goes on.
     """
+
+    # What the coordinator learns: "refused: <code>".
+    code = "instruction"
+
+    @property
+    def public_reason(self) -> str:
+        return f"refused: {self.code}"

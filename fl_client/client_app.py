@@ -20,6 +20,7 @@ from fedtriage.environment import disable_phone_home
 from fl_client.holdings import HoldingsReport, NodeHoldings
 from fl_client.kit import node_kit
 from fl_client.node_holdings import holdings_for_node, node_label
+from fl_client.policy_gate import node_policy_of
 from fl_client.protection import LocalTraining, attach_protection
 from fl_client.protection.local_dp import train_with_dpsgd
 from fl_client.training import TrainResult, resolve_device, train_locally
@@ -46,7 +47,9 @@ class LocalWork:
 
     @functools.cached_property
     def _holdings(self) -> NodeHoldings:
-        return holdings_for_node(self._settings, self._context.node_config)
+        policy = node_policy_of(self._context.node_config)  # the unit maps the federation's classes
+        return holdings_for_node(self._settings, self._context.node_config,
+                                 policy.holdings.categories if policy is not None else None)
 
     @functools.cached_property
     def _model(self) -> torch.nn.Module:

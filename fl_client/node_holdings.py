@@ -7,7 +7,7 @@ Both end up as the same `NodeHoldings`, so the trainer cannot tell them apart.
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fedtriage.errors import ConfigError
@@ -15,6 +15,7 @@ from fl_client.holdings import (
     HoldingsError,
     NodeHoldings,
     load_folder_holdings,
+    load_vics_holdings,
     simulated_node_holdings,
     train_val_split,
 )
@@ -37,10 +38,16 @@ def node_label(node_config: NodeConfig, node_id: int) -> str:
     return f"node-{node_id}"
 
 
-def holdings_for_node(settings: NodeSettings, node_config: NodeConfig) -> NodeHoldings:
-    """Load (once per process) the holdings this node trains and evaluates on."""
+def holdings_for_node(
+    settings: NodeSettings, node_config: NodeConfig, categories: Mapping[str, Sequence[str]] | None = None
+) -> NodeHoldings:
+    """Load (once per process) the holdings this node trains and evaluates on.
+
+    `categories` is the unit's own map from the federation's class names to its categories
+    (its policy's `holdings.categories`); empty: each class is the folder of its name.
+    """
     if HOLDINGS_PATH_KEY in node_config:
-        return _unit_holdings(settings, str(node_config[HOLDINGS_PATH_KEY]))
+        return _unit_holdings(settings, str(node_config[HOLDINGS_PATH_KEY]), categories or {})
     if PARTITION_ID_KEY in node_config and NUM_PARTITIONS_KEY in node_config:
         return simulated_node_holdings(
             settings,
@@ -54,23 +61,39 @@ def holdings_for_node(settings: NodeSettings, node_config: NodeConfig) -> NodeHo
     )
 
 
-def _unit_holdings(settings: NodeSettings, path: str) -> NodeHoldings:
+def _unit_holdings(settings: NodeSettings, path: str, categories: Mapping[str, Sequence[str]]) -> NodeHoldings:
     classes = settings.holdings.classes
     if not classes:
         raise ConfigError(
-            "holdings.classes", "a deployed federation must list its category folder names"
+            "holdings.classes", "a deployed federation must list its class names"
         )
+    local = tuple(tuple(categories.get(name, (name,))) for name in classes)
     return _load_unit_holdings(
-        path, tuple(classes), settings.holdings.image_size, settings.holdings.channels,
+        path, tuple(classes), local, settings.holdings.image_size, settings.holdings.channels,
         settings.holdings.val_fraction, settings.seed,
     )
 
 
 @functools.lru_cache(maxsize=2)
 def _load_unit_holdings(
-    path: str, classes: tuple[str, ...], image_size: int, channels: int,
+    path: str, classes: tuple[str, ...], local: tuple[tuple[str, ...], ...], image_size: int, channels: int,
     val_fraction: float, seed: int,
 ) -> NodeHoldings:
-    holdings = load_folder_holdings(Path(path), classes, image_size, channels)
+    source = Path(path)
+    if source.is_file():
+        holdings = load_vics_holdings(source, source.parent, classes, _category_numbers(local), image_size, channels)
+    else:
+        holdings = load_folder_holdings(source, classes, image_size, channels, folders_of_class=local)
     train, val = train_val_split(holdings, val_fraction, seed)
     return NodeHoldings(train=train, val=val, report=holdings.report)
+
+
+def _category_numbers(local: tuple[tuple[str, ...], ...]) -> list[list[int]]:
+    """A VICS case's categories are its `Category` numbers, as the unit's policy maps them."""
+    try:
+        return [[int(category) for category in names] for names in local]
+    except ValueError:
+        raise HoldingsError(
+            "policy.holdings.categories", "a VICS case's categories are Category numbers: map each of the "
+            "federation's classes to the numbers of the categories that feed it"
+        ) from None

@@ -19,6 +19,11 @@ from models.registry import build_model
 MODEL_FILE_FORMAT = "fedtriage-model-1"
 # Key of the spec in an MLflow model's metadata.
 MODEL_SPEC_METADATA = "fedtriage_model_spec"
+# The MLflow flavor of a logged model that is a model file of this format, and where in the
+# logged model's folder the file is (named by the flavor's `model_file`): triage reads it
+# with `load_model_file`, so loading a model from MLflow runs no pickled code.
+MLFLOW_MODEL_FLAVOR = "fedtriage"
+MLFLOW_MODEL_FILE = "model.pt"
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,16 @@ class ModelSpec:
         )
 
 
-def save_model_file(path: Path, model: nn.Module, spec: ModelSpec) -> Path:
-    """Weights and spec in one file that loads with `torch.load(weights_only=True)`."""
-    torch.save({"format": MODEL_FILE_FORMAT, "model_spec": spec.to_dict(), "model_state": model.state_dict()}, path)
+def save_model_file(path: Path, model: nn.Module, spec: ModelSpec | None) -> Path:
+    """Weights and spec in one file that loads with `torch.load(weights_only=True)`.
+
+    `spec` None: the weights alone, for a tracker handed a bare module; such a file keeps the
+    weights without pickle, but `load_model_file` refuses it, as nothing says how to rebuild it.
+    """
+    raw: dict[str, Any] = {"format": MODEL_FILE_FORMAT}
+    if spec is not None:
+        raw["model_spec"] = spec.to_dict()
+    torch.save({**raw, "model_state": model.state_dict()}, path)
     return path
 
 

@@ -23,7 +23,7 @@ _SAME_PATH = "same RelativeFilePath as an earlier entry"
 def classify_media(settings: ClassifySettings) -> TriageSummary:
     """Triage `settings.source` into `settings.out`, resuming a run left unfinished there."""
     torch.set_num_threads(settings.torch_threads)
-    model = load_triage_model(settings.model, settings.model_version, settings.tracking_uri)
+    model = load_triage_model(settings.model, settings.model_version, settings.tracking_uri, settings.allow_pickle)
     relevant = relevant_indices(settings.relevant_classes, model.spec.classes)
     known = load_known_hashes([Path(path) for path in settings.known_hashes])
     journal = Journal(Path(settings.out), settings_fingerprint(settings, model.name, model.version))

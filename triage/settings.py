@@ -36,6 +36,7 @@ class ClassifySettings:
     max_image_pixels: int
     max_file_mb: float
     progress: bool
+    allow_pickle: bool
     source_root: str | None = path_field()
     model_version: str | None = None
     tracking_uri: str | None = None

@@ -23,11 +23,34 @@ def policy_in_words(policy: NodePolicy) -> list[str]:
         lines.append(f"with differential privacy: an epsilon budget of at most {privacy.max_epsilon:g}")
     lines += [
         "trains " + (f"only these models: {', '.join(training.models)}" if training.models else "any model")
+        + ("" if training.max_parameters is None else f" of at most {training.max_parameters} values")
         + f", at most {training.max_local_epochs} local epochs, batches of {training.min_batch_size} to "
         f"{training.max_batch_size} images",
+        *_limits_in_words(policy),
         f"adds noise of std {policy.ckks.decryption_noise_std:g} to every CKKS sum it decrypts",
         "runs only approved app bundles: "
         + ("the fedtriage release installed on it and " if code.approve_installed_release else "")
         + "those of `fedtriage node approve`",
     ]
+    return lines
+
+
+def _limits_in_words(policy: NodePolicy) -> list[str]:
+    """Categories, schedule and evaluation."""
+    categories = policy.holdings.categories
+    lines = [
+        "trains the federation's classes " + ("; ".join(f"{name} from {', '.join(local)}"
+                                                      for name, local in categories.items())
+                                              + ", and refuses any other class" if categories
+                                              else "from the category folders of the same names (map them in "
+                                              "holdings.categories so a coordinator cannot probe folder names)")
+    ]
+    schedule = policy.schedule
+    rounds = [f"{limit} per {what}" for limit, what in ((schedule.max_rounds_per_run, "run"),
+                                                          (schedule.max_rounds_per_day, "day")) if limit is not None]
+    lines.append("takes " + (f"at most {' and '.join(rounds)} training rounds" if rounds else "any number of rounds")
+                 + (f", starting work only between {schedule.hours} local time" if schedule.hours else ", at any hour"))
+    evaluation = policy.evaluation
+    lines.append(f"evaluates the global model for the federation, releasing {', '.join(evaluation.metrics)}"
+                 if evaluation.federated else "takes no part in federated evaluation")
     return lines

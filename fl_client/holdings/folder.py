@@ -50,45 +50,53 @@ def class_folder(root: Path, name: str) -> Path:
 
 
 def load_folder_holdings(
-    root: Path, classes: Sequence[str], image_size: int, channels: int, setting: str = "holdings.path"
+    root: Path, classes: Sequence[str], image_size: int, channels: int, setting: str = "holdings.path",
+    folders_of_class: Sequence[Sequence[str]] | None = None,
 ) -> Holdings:
     """Every image under `<root>/<class>/`, fitted to image_size x image_size, labelled by class index.
 
-    `classes` fixes the label order, so every node must pass the same list. Errors about
-    the folder name `setting`, the setting that points at it.
+    `classes` fixes the label order, so every node must pass the same list. A unit that
+    names its categories otherwise gives, per class, the folders that feed it
+    (`folders_of_class`, from its policy's `holdings.categories`). Errors about the folder
+    name `setting`, the setting that points at it.
     """
     root = Path(root)
     _check_root(root, setting)
     check_image_shape(image_size, channels)
     classes = checked_class_names(classes, f"the holdings at {root}")
-    folders = [class_folder(root, name) for name in classes]
-    for name, folder in zip(classes, folders):
-        if not folder.is_dir():
-            raise HoldingsError(
-                setting,
-                f"class folder {folder} does not exist (class {name!r} of holdings.classes); "
-                "create it or remove the class"
-            )
+    local = [list(names) for names in folders_of_class] if folders_of_class is not None else [[n] for n in classes]
+    if len(local) != len(classes):
+        raise HoldingsError("holdings.categories", f"{len(local)} folder lists for {len(classes)} classes")
+    folders = [[class_folder(root, name) for name in names] for names in local]
+    for name, class_folders in zip(classes, folders):
+        for folder in class_folders:
+            if not folder.is_dir():
+                raise HoldingsError(
+                    setting,
+                    f"class folder {folder} does not exist (class {name!r} of holdings.classes); "
+                    "create it or remove the class"
+                )
 
     boundary = root.resolve()
     seen: set[Path] = set()
-    skipped = _entries_outside_class_folders(root, classes, setting)
+    skipped = _entries_outside_class_folders(root, [name for names in local for name in names], setting)
     images: list[np.ndarray] = []
     labels: list[int] = []
     per_class: list[tuple[Path, int, list[SkippedFile]]] = []
-    for label, folder in enumerate(folders):
+    for label, class_folders in enumerate(folders):
         class_skipped: list[SkippedFile] = []
         loaded = 0
-        for path in regular_files(folder, boundary, seen, class_skipped, skip_hidden=True):
-            try:
-                images.append(read_image(path, channels, image_size))
-            except UnreadableImage as unreadable:
-                class_skipped.append(SkippedFile(str(path), unreadable.reason))
-                continue
-            labels.append(label)
-            loaded += 1
+        for folder in class_folders:
+            for path in regular_files(folder, boundary, seen, class_skipped, skip_hidden=True):
+                try:
+                    images.append(read_image(path, channels, image_size))
+                except UnreadableImage as unreadable:
+                    class_skipped.append(SkippedFile(str(path), unreadable.reason))
+                    continue
+                labels.append(label)
+                loaded += 1
         skipped.extend(class_skipped)
-        per_class.append((folder, loaded, class_skipped))
+        per_class.append((class_folders[0], loaded, class_skipped))
 
     if not labels:
         raise HoldingsError(

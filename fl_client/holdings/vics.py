@@ -30,13 +30,14 @@ def load_vics_holdings(
     case_file: Path,
     root: Path,
     classes: Sequence[str],
-    category_of_class: Sequence[int],
+    category_of_class: Sequence[int | Sequence[int]],
     image_size: int,
     channels: int,
 ) -> Holdings:
     """A unit's categorized VICS case as training holdings, labelled by `Category`.
 
-    Class i takes the entries whose `Category` is `category_of_class[i]`; the paths are
+    Class i takes the entries whose `Category` is `category_of_class[i]` (or one of them, where a
+    unit's policy lets several of its categories feed one class); the paths are
     read under `root`. `IsPrecategorized` is ignored: a tool's pre-categorization is a
     guess, and training on guesses would teach the federation the tool's mistakes.
     Every entry not used is reported with its reason.
@@ -99,7 +100,7 @@ def load_vics_holdings(
 
 
 def _labels_by_category(
-    case_file: Path, classes: Sequence[str], category_of_class: Sequence[int]
+    case_file: Path, classes: Sequence[str], category_of_class: Sequence[int | Sequence[int]]
 ) -> tuple[tuple[str, ...], dict[int, int]]:
     """The class names and the label of each mapped category; errors name the setting."""
     names = checked_class_names(classes, f"the case {case_file}")
@@ -109,9 +110,11 @@ def _labels_by_category(
             "holdings.vics_categories",
             f"needs one category code per class: {len(codes)} codes for {len(names)} classes",
         )
-    if len(set(codes)) != len(codes):
+    label_of = {code: label for label, class_codes in enumerate(codes)
+                for code in ([class_codes] if isinstance(class_codes, int) else class_codes)}
+    if len(label_of) != sum(1 if isinstance(c, int) else len(c) for c in codes):
         raise ConfigError("holdings.vics_categories", f"category codes must be distinct, got {codes}")
-    return names, {code: label for label, code in enumerate(codes)}
+    return names, label_of
 
 
 def _entry_name(case_file: Path, index: int, item: VicsMedia | VicsProblem) -> str:

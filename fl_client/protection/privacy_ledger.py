@@ -9,17 +9,15 @@ killed mid-round, or two runs training at once, never spends what the ledger doe
 A ledger that cannot be read is an error naming the file, never a reset to zero.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from fedtriage.errors import Refused
+from fl_client.file_lock import locked_beside
 from fl_client.kit import NodeKit
 from fl_protocol.protection.dp_ledger import LedgerEntry, ledger_entry
 
@@ -29,9 +27,13 @@ _FORMAT = "fedtriage-dpsgd-ledger-1"
 class PrivacyBudgetExhausted(Refused):
     """Training another round would exceed this node's epsilon budget."""
 
+    code = "privacy-budget"
+
 
 class LedgerUnreadable(Refused):
     """The node's ledger file exists but cannot be trusted: the node trains no more under DP-SGD."""
+
+    code = "privacy-ledger"
 
 
 class NodePrivacyLedger:
@@ -44,7 +46,7 @@ class NodePrivacyLedger:
 
     def entries(self) -> list[LedgerEntry]:
         """Every training entered so far ([] before the first)."""
-        with self._locked():
+        with locked_beside(self.path):
             return self._read()
 
     def epsilon(self, delta: float) -> float:
@@ -55,7 +57,7 @@ class NodePrivacyLedger:
 
         Raises `PrivacyBudgetExhausted` (and enters nothing) when that would exceed `budget`.
         """
-        with self._locked():
+        with locked_beside(self.path):
             entries = [*self._read(), entry]
             planned = epsilon_of(entries, delta)
             if planned > budget:
@@ -65,17 +67,6 @@ class NodePrivacyLedger:
                 )
             self._write(entries)
             return planned
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Exclusive use of the ledger between reading and writing it (runs may overlap)."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # releases the lock
 
     def _read(self) -> list[LedgerEntry]:
         try:
@@ -98,8 +89,12 @@ class NodePrivacyLedger:
         return entries
 
     def _write(self, entries: list[LedgerEntry]) -> None:
-        document = {"format": _FORMAT, "federation": self._federation, "node": self._node,
-                    "entries": [list(entry) for entry in entries]}
+        document = {
+            "format": _FORMAT,
+            "federation": self._federation,
+            "node": self._node,
+            "entries": [list(entry) for entry in entries],
+        }
         descriptor, partial = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".partial")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as out:  # mkstemp made it 0600

@@ -19,6 +19,8 @@ _REPORTED_STATE_KEY = "fedtriage-holdings-reported"
 class UpdateProtectionError(Refused):
     """A node was asked to release an update in a way its settings do not allow."""
 
+    code = "protection"
+
 
 def release_update(update: ArrayRecord, settings: UpdateProtectionSettings) -> ArrayRecord:
     """Return `update` in the form that may leave the node under `settings`."""
@@ -74,6 +76,6 @@ class PlaintextRelease:
         return Message(content, reply_to=msg)
 
     def query(self, msg: Message, context: Context, work: NodeWork) -> Message:
-        raise Refused(
+        raise UpdateProtectionError(
             f"secure.mode=plaintext is set on this node; it takes no part in {msg.metadata.message_type}"
         )

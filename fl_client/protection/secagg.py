@@ -42,6 +42,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 
 from fedtriage.errors import FedtriageError, Refused
 from fl_client.kit import NodeKit
+from fl_client.policy_gate import PolicyRefused
 from fl_protocol import records
 from fl_protocol.identity.keys import verify
 from fl_protocol.protection import ckks_contexts, messages
@@ -65,7 +66,14 @@ FINISHED_STATE = "secagg-finished"
 
 
 class ProtocolViolation(Refused):
-    """The server asked for something the protocol does not allow; the node refuses."""
+    """The server asked for something the protocol does not allow; the node refuses.
+
+    Its message speaks only of what the server sent, so the coordinator may read it.
+    """
+
+    @property
+    def public_reason(self) -> str:
+        return f"refused: protocol: {self}"
 
 
 @dataclass(frozen=True)
@@ -142,9 +150,9 @@ def share_keys(
 def _draw_round(request: ConfigRecord, context: Context, settings: SecAggSettings, kit: NodeKit) -> ConfigRecord:
     """Stage 1's checks and secrets for the round `request` names; the shares record to send."""
     if settings.weighting is Weighting.examples and not kit.policy.secure.release_counts:
-        raise ProtocolViolation(
-            "the run's secure.secagg.weighting=examples would send this node's example counts inside the sum, "
-            "and its policy's secure.release_counts is false"
+        raise PolicyRefused(
+            "release-counts", "the run's secure.secagg.weighting=examples would send this node's example counts "
+            "inside the sum, and its policy's secure.release_counts is false"
         )
     run = _run_state(context)
     round_id = bytes(request["round-id"])
@@ -226,10 +234,8 @@ def _draw_round(request: ConfigRecord, context: Context, settings: SecAggSetting
 def node_threshold(holders: int, fraction: float, policy: NodePolicy) -> int:
     """The node's threshold: the protocol's, raised to its policy's; too few neighbours are refused."""
     if holders - 1 < policy.secure.min_peers:
-        raise ProtocolViolation(
-            f"the round gives this node {holders - 1} neighbours; its policy's secure.min_peers is "
-            f"{policy.secure.min_peers}"
-        )
+        raise PolicyRefused("min-peers", f"the round gives this node {holders - 1} neighbours; its policy's "
+                                         f"secure.min_peers is {policy.secure.min_peers}")
     # The policy's check keeps min_threshold <= min_peers + 1, so this never exceeds `holders`.
     return max(session.threshold(holders, fraction), policy.secure.min_threshold)
 
@@ -398,11 +404,13 @@ def unmask(
         raise ProtocolViolation("this node did not sign that cohort for this round")
     cohort = set(ids_from_bytes(cohort_bytes))
     signers = _cohort_signers(state, request, cohort_bytes)
-    if signers != cohort or len(cohort) < kit.policy.secure.min_cohort:
+    if len(cohort) < kit.policy.secure.min_cohort:
+        raise PolicyRefused("min-cohort", f"the cohort has {len(cohort)} members; this node's policy's "
+                                          f"secure.min_cohort is {kit.policy.secure.min_cohort}")
+    if signers != cohort:
         # Every member checked its own minimum when it signed; all must have.
         raise ProtocolViolation(
-            f"only {len(signers)} of the {len(cohort)} members of the cohort signed it; this node reveals once "
-            f"all have (and at least its policy's secure.min_cohort={kit.policy.secure.min_cohort})"
+            f"only {len(signers)} of the {len(cohort)} members of the cohort signed it; this node reveals once all have"
         )
     holders = set(ids_from_bytes(bytes(state["holders"])))
     used, dropped = holders & cohort, holders - cohort
@@ -467,10 +475,8 @@ def has_ckks_key(kit: NodeKit) -> bool:
 
 def _require_cohort_size(size: int, kit: NodeKit) -> None:
     if size < kit.policy.secure.min_cohort:
-        raise ProtocolViolation(
-            f"the sum would cover {size} nodes; this node's policy's secure.min_cohort is "
-            f"{kit.policy.secure.min_cohort}"
-        )
+        raise PolicyRefused("min-cohort", f"the sum would cover {size} nodes; this node's policy's "
+                                          f"secure.min_cohort is {kit.policy.secure.min_cohort}")
 
 
 @refuses_malformed

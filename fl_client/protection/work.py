@@ -39,3 +39,24 @@ class NodeWork(Protocol):
 
     def holdings_report(self) -> HoldingsReport:
         """What the node's holdings loader kept and skipped (counts; stays on the node unless released)."""
+
+
+class WithheldEvaluation:
+    """A node's work whose evaluation its policy withholds: scored on nothing, so nothing of it enters a sum."""
+
+    def __init__(self, work: NodeWork) -> None:
+        self._work = work
+
+    @property
+    def num_classes(self) -> int:
+        return self._work.num_classes
+
+    def evaluate(self) -> EvaluationResult:
+        nan = float("nan")
+        return EvaluationResult(loss=nan, accuracy=nan, macro_f1=nan, roc_auc=None, num_examples=0)
+
+    def train(self) -> LocalTraining:
+        return self._work.train()
+
+    def holdings_report(self) -> HoldingsReport:
+        return self._work.holdings_report()

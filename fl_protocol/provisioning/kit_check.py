@@ -103,7 +103,7 @@ def _unit_findings(kit: Path, description: dict[str, Any], request: KitCheckRequ
     findings.append(_roster_entry(kit, description, unit))
     findings.append(_policy(request.policy or kit / POLICY_FILE))
     if request.holdings is not None:
-        findings.append(_holdings(request.holdings))
+        findings.append(_holdings(request.holdings, request.policy or kit / POLICY_FILE))
     findings.append(_coordinator_reachable(kit / CA_CERT_FILE, str(description.get("fleet_address")),
                                            request.timeout_s))
     return findings
@@ -229,13 +229,33 @@ def _policy(path: Path) -> Finding:
                    f"{policy.secure.min_cohort} nodes)")
 
 
-def _holdings(path: Path) -> Finding:
+def _holdings(path: Path, policy_file: Path) -> Finding:
+    """The holdings exist and hold what the policy's `holdings.categories` maps (a VICS case must be mapped)."""
+    try:
+        categories = load_node_policy(policy_file).holdings.categories
+    except ConfigError:
+        categories = {}  # the policy's own finding says what is wrong with it
+    if path.is_file():
+        if not categories:
+            return Finding("holdings", str(path), "a VICS case: map the federation's classes to its Category "
+                           "numbers in the policy's holdings.categories")
+        if not all(category.isdigit() for local in categories.values() for category in local):
+            return Finding("holdings", str(path), "a VICS case: holdings.categories must give Category numbers")
+        return Finding("holdings", f"{path}: a VICS case, {len(categories)} classes mapped to its categories")
     if not path.is_dir():
-        return Finding("holdings", str(path), "no such folder: give the folder of category sub-folders")
-    categories = sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    if len(categories) < 2:
-        return Finding("holdings", str(path), f"{len(categories)} category folders; a classifier needs at least 2")
-    return Finding("holdings", f"{path}: {len(categories)} category folders ({', '.join(categories[:8])})")
+        return Finding("holdings", str(path), "no such folder or VICS case: give the folder of category "
+                       "sub-folders or the case's JSON file")
+    found = sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if categories:
+        missing = sorted(category for local in categories.values() for category in local if category not in found)
+        if missing:
+            return Finding("holdings", str(path), f"no category folder {', '.join(missing)}, which the policy's "
+                           "holdings.categories maps: fix the names in the policy or the folders")
+        return Finding("holdings", f"{path}: {len(categories)} classes mapped to its category folders")
+    if len(found) < 2:
+        return Finding("holdings", str(path), f"{len(found)} category folders; a classifier needs at least 2")
+    return Finding("holdings", f"{path}: {len(found)} category folders ({', '.join(found[:8])}), each the "
+                   "class of its name (the policy maps none)")
 
 
 def _coordinator_reachable(ca_file: Path, fleet_address: str, timeout_s: float) -> Finding:

@@ -9,7 +9,7 @@ steps and timestamps, the run's start and end times, the paths of its files.
     params    params {name: value}          tags     tags {name: value}
     metrics   metrics [[name, value, timestamp ms, step], ...]
     text      text, artifact_file           file     path, artifact_path
-    model     path (a torch.save'd module, when buffered), metadata, input_shape, outputs
+    model     path (its weights-only model file, when buffered), metadata, input_shape, outputs
     close     status, end_time              register name
 """
 
@@ -27,7 +27,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 from fl_server.tracking.mlflow_experiment import experiment_id
-from fl_server.tracking.model_logging import log_pytorch_model
+from fl_server.tracking.model_logging import check_model_file, log_model_file, log_pytorch_model
 from fl_server.tracking.model_registry import register_run_model
 from fl_server.tracking.sweep_parent import sweep_parent_run_id
 from fl_server.tracking.tracking_buffer import BufferState
@@ -138,14 +138,16 @@ class MlflowTarget:
         self.state.experiment_id, self.state.run_id, self.state.parent_run_id = experiment, run.info.run_id, parent
 
     def _log_model(self, run_id: str, record: Record, model: torch.nn.Module | None) -> None:
-        if model is None:
-            # Written by this project's own server into the run's output folder (see `write_journal`).
-            model = torch.load(Path(record["path"]), map_location="cpu", weights_only=False)
         shape = record.get("input_shape")
-        logged = log_pytorch_model(
-            self.tracking_uri, run_id, model, record.get("metadata") or {}, tuple(shape) if shape else None,
-            record.get("outputs"),
-        )
+        described = (record.get("metadata") or {}, tuple(shape) if shape else None, record.get("outputs"))
+        if model is not None:
+            logged = log_pytorch_model(self.tracking_uri, run_id, model, *described)
+        else:
+            # The model file `write_journal` buffered, logged as it is: checked with a weights-only
+            # load, so a buffer holding a pickled module (older fedtriage) is refused, never run.
+            path = Path(record["path"])
+            check_model_file(path)
+            logged = log_model_file(self.tracking_uri, run_id, path, *described)
         self.model_uri = logged.model_uri
 
 

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fedtriage.errors import ConfigError
-from fl_server.tracking.model_logging import process_tracking_uri
+from fedtriage.tracking_uri import process_tracking_uri
 
 CANDIDATE_ALIAS = "candidate"
 APPROVED_ALIAS = "approved"

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from fl_server.tracking.mlflow_writes import FILE_FIELDS, MlflowTarget, Record
-from fl_server.tracking.model_logging import quiet_logger
+from fl_server.tracking.model_logging import quiet_logger, write_model_file
 from fl_server.tracking.outage_guard import OutageGuard
 from fl_server.tracking.tracking_buffer import TrackingBuffer
 
@@ -56,7 +56,7 @@ class WriteJournal:
         if self.off is None:
             try:
                 self._keep(record, model)
-            except Exception as err:  # a full disk, a model that cannot be pickled: lose the record, not the run
+            except Exception as err:  # a full disk, a model that cannot be saved: lose the record, not the run
                 self.guard.refused(record["kind"], err, f"could not be kept in {self._folder}")
 
     def retry(self) -> bool:
@@ -100,8 +100,8 @@ class WriteJournal:
             self.target.state.sent = 0
             self._buffer = TrackingBuffer.create(self._folder, self.target.state)
         if model is not None:
-            path = self._buffer.file_slot() / _MODEL_FILE
-            torch.save(model, path)
+            # Weights and spec, not the pickled module: sending it later unpickles nothing.
+            path = write_model_file(self._buffer.file_slot() / _MODEL_FILE, model, record.get("metadata"))
             record = {**record, "path": str(path)}
         self._buffer.append(record, FILE_FIELDS.get(record["kind"], ()))
 

@@ -92,7 +92,10 @@ def test_a_run_that_fails_makes_run_start_exit_non_zero_with_the_reason(federati
                             "holdings.classes=[disc,hexagon]")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ended finished:failed" in result.stderr
-    assert "hexagon" in result.stderr
+    # Each node says why by rule only (the policy maps the federation's classes): no folder, no path, no name.
+    assert "refused: policy class-not-mapped" in result.stderr
+    assert "hexagon" not in result.stderr.replace("holdings.classes=[disc,hexagon]", "")
+    assert str(federation.root) not in result.stderr
 
 
 def test_the_proxy_answers_fleet_routes_only(federation: LoopbackFederation) -> None:

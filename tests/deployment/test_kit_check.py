@@ -124,3 +124,25 @@ def test_a_mismatched_supernode_key_a_foreign_roster_and_missing_holdings_are_na
 def test_a_folder_that_is_no_kit_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--kit", str(tmp_path)]) == 2
     assert "kit.yaml" in capsys.readouterr().err
+
+
+def test_holdings_must_hold_the_categories_the_policy_maps_and_a_vics_case_must_be_mapped(
+    kits: Path, coordinator: int
+) -> None:
+    holdings = kits.parent / "holdings"
+    for category in ("cat_a", "cat_b"):
+        (holdings / category).mkdir(parents=True)
+    policy = kits.parent / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"holdings": {"categories": {"a": ["cat_a"], "b": ["cat_b", "cat_c"]}}}))
+    found = problems(kits / "unit1", holdings=holdings, policy=policy, timeout_s=2.0)
+    assert "no category folder cat_c" in found["holdings"]
+    (holdings / "cat_c").mkdir()
+    assert "holdings" not in problems(kits / "unit1", holdings=holdings, policy=policy, timeout_s=2.0)
+    case = holdings / "case.json"
+    case.write_text("{}")
+    assert "map the federation's classes to its Category numbers" in problems(
+        kits / "unit1", holdings=case, timeout_s=2.0)["holdings"]
+    assert "must give Category numbers" in problems(kits / "unit1", holdings=case, policy=policy,
+                                                    timeout_s=2.0)["holdings"]
+    policy.write_text(yaml.safe_dump({"holdings": {"categories": {"a": [1], "b": [2, 3]}}}))
+    assert "holdings" not in problems(kits / "unit1", holdings=case, policy=policy, timeout_s=2.0)

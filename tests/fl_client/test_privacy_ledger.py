@@ -74,7 +74,7 @@ def test_a_ledger_of_another_node_is_unusable_not_adopted(kit: NodeKit) -> None:
 
 
 def test_a_local_dp_node_without_a_kit_trains_nothing_and_names_the_kit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A deployed node started without --node-config kit=...: nowhere to keep its budget.
     monkeypatch.delenv(SIMULATED_KITS_VARIABLE, raising=False)
@@ -84,5 +84,7 @@ def test_a_local_dp_node_without_a_kit_trains_nothing_and_names_the_kit(
         f"output_dir={tmp_path}",
     ])
     grid = InProcessGrid(app, simulated_nodes(4), node_run_config(settings))
-    with pytest.raises(FederationFailed, match="kit: this node has no kit"):
+    with pytest.raises(FederationFailed, match="train: failed: setting kit"):
         run_federation(grid, settings, flower_run_id=1)
+    # The coordinator learns the setting; the node's operator reads how to fix it.
+    assert "kit: this node has no kit" in caplog.text

@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 
 from fedtriage.errors import ConfigError
-from fl_client.holdings import HoldingsError, load_holdings, load_vics_holdings
-from fl_protocol.run_config import load_settings
+from fl_client.holdings import HoldingsError, load_holdings, load_vics_holdings, write_synthetic_holdings
+from fl_client.node_holdings import HOLDINGS_PATH_KEY, holdings_for_node
+from fl_protocol.run_config import load_settings, node_run_config, node_settings_from_run_config
+from fl_protocol.settings import NodeSettings
 from tests.support.vics_cases import case_document, media_entry, shape_png, write_file
 
 # --- a categorized case as training holdings ---------------------------------------------
@@ -189,3 +191,36 @@ def test_vics_holdings_without_a_case_file_name_holdings_path_where_they_are_rea
     with pytest.raises(ConfigError) as raised:
         load_holdings(settings.holdings)
     assert raised.value.key == "holdings.path"
+
+
+# --- a deployed unit's case, mapped by its own policy --------------------------------------
+
+
+def node_settings(overrides: list[str]) -> NodeSettings:
+    """A node's settings as the coordinator's run config gives them."""
+    return node_settings_from_run_config(node_run_config(load_settings(overrides)))
+
+
+def test_a_units_policy_maps_several_of_its_categories_to_one_federation_class(categorized_case: Path) -> None:
+    holdings = load_vics_holdings(
+        categorized_case, categorized_case.parent, ["round", "box"], [[1, 2], [3]], image_size=16, channels=3
+    )
+    assert holdings.labels.tolist().count(0) == 4  # three discs in Category 1, one entry in Category 2
+    assert holdings.labels.tolist().count(1) == 2
+
+
+def test_a_deployed_node_trains_on_its_vics_case_through_its_category_map(categorized_case: Path) -> None:
+    settings = node_settings(["holdings.classes=[round,box]", "holdings.image_size=16", "holdings.val_fraction=0.2"])
+    node = holdings_for_node(settings, {HOLDINGS_PATH_KEY: str(categorized_case)}, {"round": ["1"], "box": ["3"]})
+    assert node.train.classes == ("round", "box") and len(node.train) + len(node.val) == 5
+    with pytest.raises(HoldingsError, match="policy.holdings.categories"):  # a case needs Category numbers
+        holdings_for_node(settings, {HOLDINGS_PATH_KEY: str(categorized_case)}, {})
+
+
+def test_a_units_policy_lets_several_folders_feed_one_class(tmp_path: Path) -> None:
+    write_synthetic_holdings(tmp_path, ["disc", "square", "cross"], 4, 16, "png", seed=0)
+    settings = node_settings(["holdings.classes=[round,angular]", "holdings.image_size=16"])
+    node = holdings_for_node(settings, {HOLDINGS_PATH_KEY: str(tmp_path)},
+                             {"round": ["disc"], "angular": ["square", "cross"]})
+    counts = node.report.to_flat_dict()
+    assert len(node.train) + len(node.val) == 12, counts

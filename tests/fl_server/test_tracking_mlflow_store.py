@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
-import mlflow.pytorch
 import pytest
 import torch
 import yaml
@@ -24,6 +23,8 @@ from fl_server.tracking import (
     resolve_tracking_uri,
 )
 from fl_server.tracking.model_registry import register_run_model
+from models import MODEL_SPEC_METADATA, ModelSpec
+from triage.model_source import load_triage_model
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow_env")
 
@@ -75,7 +76,8 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     )
     tracker = build_tracker(settings, tmp_path / "out")
     history = history_of(3)
-    model = torch.nn.Linear(4, 2)
+    spec = ModelSpec.from_settings(settings)
+    model = spec.build().eval()
     checkpoint = tmp_path / "checkpoint-round-3.pt"
     torch.save(model.state_dict(), checkpoint)
 
@@ -85,7 +87,10 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     for record in history:
         tracker.log_round(record)
     tracked = tracker.finish(
-        RunOutcome("FINISHED", history, model, checkpoint, model_input_shape=(4,), model_outputs=2)
+        RunOutcome(
+            "FINISHED", history, model, checkpoint, {MODEL_SPEC_METADATA: spec.to_dict()},
+            model_input_shape=(spec.channels, spec.image_size, spec.image_size), model_outputs=len(spec.classes),
+        )
     )
 
     client = MlflowClient(store_uri)
@@ -130,13 +135,15 @@ def test_a_run_records_config_rounds_plot_history_and_registered_model(
     # Model logging borrowed MLflow's process-wide state and gave it back.
     assert not mlflow.is_tracking_uri_set() and mlflow.active_run() is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
-    signature = mlflow.models.get_model_info(tracked.model_uri).signature
-    assert list(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 4]
-    assert list(signature.outputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 2]
-    inputs = torch.randn(5, 4)
-    for uri in (f"models:/{model_name}/1", tracked.model_uri):
-        loaded = mlflow.pytorch.load_model(uri)
-        torch.testing.assert_close(loaded(inputs), model(inputs))
+    info = mlflow.models.get_model_info(tracked.model_uri)
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 1, 8, 8]
+    assert list(info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 10]
+    assert info.metadata[MODEL_SPEC_METADATA] == spec.to_dict() and set(info.flavors) == {"fedtriage"}
+    inputs = torch.randn(5, 1, 8, 8)
+    for uri in (f"models:/{model_name}/1", tracked.model_uri, f"runs:/{tracked.run_id}/model"):
+        loaded = load_triage_model(uri, None, store_uri)
+        assert loaded.spec == spec
+        torch.testing.assert_close(loaded.module.eval()(inputs), model(inputs))
     assert tracked.ui_command == f"mlflow ui --backend-store-uri {store_uri}"
 
 

@@ -12,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -21,7 +22,10 @@ from fl_server.round_record import RoundRecord
 from fl_server.tracking import MlflowTracker, RunOutcome, read_history
 from fl_server.tracking.flush import main as flush_main
 from fl_server.tracking.tracking_buffer import BufferState, TrackingBuffer
+from models import MODEL_SPEC_METADATA, ModelSpec
+from models.spec import MODEL_FILE_FORMAT
 from tests.support.inprocess_grid import federate_in_process
+from triage.model_source import TriageModel, load_triage_model
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow_env")
 
@@ -90,7 +94,8 @@ def test_an_unreachable_server_costs_two_warnings_and_every_record_waits_on_disk
     kinds = [record["kind"] for record in records]
     assert kinds[:3] == ["open_run", "params", "text"]
     assert kinds[-4:] == ["text", "file", "model", "close"]  # history, plot, model, close
-    assert len(buffer.glob("files/*/model.pt").__next__().read_bytes()) > 0
+    kept = torch.load(next(buffer.glob("files/*/model.pt")), weights_only=True)  # weights, not a pickled module
+    assert kept["format"] == MODEL_FILE_FORMAT and set(kept["model_state"]) == {"weight", "bias"}
     assert read_history(tmp_path / "out" / "history.json") == rounds
 
 
@@ -188,6 +193,71 @@ def test_a_buffer_left_at_the_end_is_sent_later_once_and_only_once(
     assert steps(client, run_id, "train/train-loss") == [1, 2, 3]
     assert [a.path for a in client.list_artifacts(run_id, "checkpoints")] == ["checkpoints/round_0003.pt"]
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+def test_a_buffered_model_is_kept_and_sent_as_weights_only_file_and_loads_for_triage(
+    settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    store = BlockedStore(tmp_path)
+    settings = settings_for(f"tracking.tracking_uri={store.uri}")
+    spec = ModelSpec.from_settings(settings)
+    torch.manual_seed(5)
+    model = spec.build()
+    tracker = MlflowTracker(settings.tracking, tmp_path / "out")
+    tracker.start(settings)
+    tracked = tracker.finish(RunOutcome("FINISHED", history(1), model, None, {MODEL_SPEC_METADATA: spec.to_dict()}))
+    assert tracked.run_id is None
+
+    kept = torch.load(next((tmp_path / "out").glob("tracking-buffer/files/*/model.pt")), weights_only=True)
+    assert kept["model_spec"] == spec.to_dict()
+    store.unblock()
+    assert flush_main([str(tmp_path / "out")]) == 0
+
+    client = MlflowClient(store.uri)
+    [run] = client.search_runs([client.get_experiment_by_name(settings.tracking.experiment_name).experiment_id])
+    uri = f"runs:/{run.info.run_id}/model"
+    triage_model = load_triage_model(uri, None, store.uri)
+    assert triage_model.spec == spec
+    assert triage_model.weights_sha256 == TriageModel(model, spec, "original", "-").weights_sha256
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)  # MLflow finds a run's logged model in its process-wide store
+    logged = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "logged")))
+    sent = torch.load(logged / "model.pt", weights_only=True)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(sent["model_state"][name], tensor)
+
+
+class RunsCodeWhenUnpickled:
+    """What a pickled module can hold: unpickling it creates `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+def test_a_buffer_holding_a_pickled_module_is_refused_without_running_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As fedtriage buffered a model before its weights-only file: flushing such a buffer runs no code."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("old-buffer")).info.run_id
+    buffer = TrackingBuffer.create(tmp_path / "buffer", BufferState(uri, run_id=run_id))
+    marker = tmp_path / "code-ran"
+    pickled = buffer.file_slot() / "model.pt"
+    torch.save(RunsCodeWhenUnpickled(marker), pickled)
+    buffer.append({"kind": "model", "path": str(pickled), "metadata": {}, "input_shape": None, "outputs": None})
+    buffer.append({"kind": "close", "status": "FINISHED", "end_time": 1})
+
+    with caplog.at_level(logging.WARNING):
+        assert flush_main([str(tmp_path / "buffer")]) == 0
+
+    assert not marker.exists()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "'model' record" in warning and "not a weights-only model file" in warning
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id]) == []
 
 
 def test_a_run_mlflow_refuses_to_create_is_not_buffered(settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

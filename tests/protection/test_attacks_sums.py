@@ -145,7 +145,7 @@ def test_example_counts_a_node_refuses_count_weighting_unless_its_own_policy_rel
     result = refusing.session(NODES)
     assert result.sums is None and result.counts["dropped-at-share-keys"] == len(NODES)
     refusals = [reply.error.reason for reply in refusing.grid.received if reply.has_error()]
-    assert refusals and all("secure.release_counts is false" in reason for reason in refusals)
+    assert refusals and all(reason == "refused: policy release-counts" for reason in refusals)
     # The control: nodes whose units allow it send their counts, and the same solve recovers them.
     releasing = Federation(tmp_path / "releasing", settings, policy={"secure": {"release_counts": True}})
     recovered = least_squares_counts(releasing, session.EXAMPLES)

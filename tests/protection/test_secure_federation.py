@@ -11,7 +11,6 @@ from cli.simulation.kits import provision_simulated_kits
 from fedtriage.errors import FederationFailed
 from fl_client import client_app as node_app
 from fl_client.client_app import app as client_app
-from fl_client.protection.secagg import ProtocolViolation
 from fl_protocol.protection import messages
 from fl_protocol.records import EVAL_ACCURACY
 from fl_protocol.run_config import load_settings, node_run_config
@@ -170,6 +169,6 @@ def test_a_replayed_training_request_is_refused_before_the_node_trains(
 
     monkeypatch.setattr(node_app.LocalWork, "train", counted)
     replayed = next(m for m in grid.delivered if m.metadata.message_type == messages.SECAGG_TRAIN)
-    with pytest.raises(ProtocolViolation, match="no secrets for that round"):
-        client_app(replayed, grid.contexts[replayed.metadata.dst_node_id])
+    reply = client_app(replayed, grid.contexts[replayed.metadata.dst_node_id])
+    assert reply.has_error() and reply.error.reason == "refused: protocol: this node holds no secrets for that round"
     assert trained == []  # refused before holdings, model or training were touched
