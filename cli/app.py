@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("cli.simulate", "run a simulated federation on proxy data (Hydra overrides; -m sweeps)"),
     "flwr-run": ("cli.flwr_run", "the same federation through Flower's own `flwr run` on a local SuperLink"),
     "classify": ("cli.classify", "rank a seized device's files by a federated model's score"),
+    "hash": ("cli.hash", "print files' MD5, SHA-1 and PDQ hashes as lines of a known-material list"),
     "demo": ("cli.demo", "write a demo seized device for classify, or a demo unit's holdings (--holdings UNIT)"),
     "model": ("cli.model", "register a run's model as a candidate, approve a version for casework"),
     "bench": ("cli.bench", "measure accuracy, speed or memory: fedtriage bench NAME [--quick]"),

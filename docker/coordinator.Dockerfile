@@ -25,7 +25,10 @@ COPY fl_client ./fl_client
 COPY fl_server ./fl_server
 COPY triage ./triage
 COPY experiments ./experiments
-RUN pip install -e .
+# pdqhash (PDQ perceptual hashes) is published as source: a compiler for the install only.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && pip install -e . \
+    && apt-get purge -y --auto-remove g++ && rm -rf /var/lib/apt/lists/*
 
 # The proxy in front of the SuperLink: nginx from the distribution (proxy.program of
 # configs/deployment/coordinator.yaml). After the project, so the layers above are the node's.

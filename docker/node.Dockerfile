@@ -24,7 +24,10 @@ COPY fl_client ./fl_client
 COPY fl_server ./fl_server
 COPY triage ./triage
 COPY experiments ./experiments
-RUN pip install -e .
+# pdqhash (PDQ perceptual hashes) is published as source: a compiler for the install only.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && pip install -e . \
+    && apt-get purge -y --auto-remove g++ && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user; the folders a fresh named volume copies its owner from.
 RUN useradd --uid 10001 --user-group --create-home fedtriage \

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from fedtriage.errors import ConfigError
+from media.pdq import PDQ_SIDE
 from media.vics import NO_PATH, VicsProblem, posix_path, read_vics_media, resolve_media_path
 from media.walk import MediaRootError, SkippedFile, walk_media
 from triage.journal import Journal
@@ -14,6 +15,7 @@ from triage.known_hashes import load_known_hashes
 from triage.model_source import load_triage_model
 from triage.pipeline import PipelineLimits, Scorer, classify_pending
 from triage.progress import Progress
+from triage.reader import PerceptualRules
 from triage.reports import TriageSummary, write_reports
 from triage.settings import ClassifySettings, settings_fingerprint
 
@@ -41,6 +43,12 @@ def classify_media(settings: ClassifySettings) -> TriageSummary:
                 decode_workers=settings.decode_workers,
                 max_image_pixels=settings.max_image_pixels,
                 max_file_bytes=int(settings.max_file_mb * 2**20),
+            ),
+            settings.video.limits(settings.max_image_pixels, frame_side=max(PDQ_SIDE, model.spec.image_size)),
+            PerceptualRules(
+                known=known.pdq_index(settings.pdq.near_known_distance),
+                set_aside_near_known=settings.pdq.near_known == "set_aside",
+                min_quality=settings.pdq.min_quality,
             ),
             progress.advance,
         )

@@ -19,10 +19,13 @@ JOURNAL_FILE = "journal.sqlite"
 PENDING = "pending"
 CLASSIFIED = "classified"
 KNOWN = "known"
+NEAR_KNOWN = "near-known"  # set aside by its perceptual hash (only when near_known=set_aside)
 UNREADABLE = "unreadable"
-VIDEO = "video"
 REFUSED = "refused"
-STATUSES = (CLASSIFIED, KNOWN, UNREADABLE, VIDEO, REFUSED)
+STATUSES = (CLASSIFIED, KNOWN, NEAR_KNOWN, UNREADABLE, REFUSED)
+
+IMAGE = "image"
+VIDEO = "video"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,16 +41,39 @@ CREATE TABLE IF NOT EXISTS media (
     sha1 TEXT,
     score REAL,
     predicted TEXT,
-    attempt INTEGER
+    attempt INTEGER,
+    kind TEXT,
+    pdq TEXT,
+    pdq_quality INTEGER,
+    near_known INTEGER,
+    near_known_pdq TEXT,
+    best_time REAL
 );
+-- A video's sampled frames: when each is, its score and perceptual hash.
+CREATE TABLE IF NOT EXISTS frames (
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    score REAL,
+    pdq TEXT,
+    pdq_quality INTEGER
+);
+CREATE INDEX IF NOT EXISTS frames_seq ON frames(seq);
 -- Pending files in discovery order, and classified ones in score order, both read
 -- straight from an index: no sort, however many files.
 CREATE INDEX IF NOT EXISTS media_status ON media(status);
 CREATE INDEX IF NOT EXISTS media_rank ON media(status, score DESC, seq);
 """
-_ROW_COLUMNS = "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, score, predicted"
+_ROW_COLUMNS = (
+    "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, score, predicted, kind, pdq, "
+    "near_known, near_known_pdq, best_time, "
+    "(SELECT COUNT(*) FROM frames WHERE frames.seq = media.seq), "
+    "(SELECT COUNT(*) FROM frames WHERE frames.seq = media.seq AND frames.score >= ?)"
+)
 # Columns later versions added, for journals an earlier version left unfinished.
-_ADDED_COLUMNS = {"written_path": "TEXT"}
+_ADDED_COLUMNS = {
+    "written_path": "TEXT", "kind": "TEXT", "pdq": "TEXT", "pdq_quality": "INTEGER", "near_known": "INTEGER",
+    "near_known_pdq": "TEXT", "best_time": "REAL",
+}
 
 
 class JournalMismatch(BadInput):
@@ -64,6 +90,16 @@ class PendingFile:
 
 
 @dataclass(frozen=True)
+class FrameOutcome:
+    """One sampled frame of a video: when it is, its score, its perceptual hash (no pixels)."""
+
+    time_s: float
+    score: float | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+
+
+@dataclass(frozen=True)
 class FileOutcome:
     """What triage found out about one file (no image content)."""
 
@@ -75,6 +111,13 @@ class FileOutcome:
     sha1: str | None = None
     score: float | None = None
     predicted: str | None = None
+    kind: str | None = None  # IMAGE or VIDEO, once the file was read
+    pdq: str | None = None  # an image's PDQ hash (a video's are its frames')
+    pdq_quality: int | None = None
+    near_known: int | None = None  # Hamming distance to the nearest listed PDQ hash, when within the threshold
+    near_known_pdq: str | None = None  # that listed hash
+    best_time: float | None = None  # a video: the time of its best-scored (or its near-known) frame
+    frames: tuple[FrameOutcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +136,13 @@ class JournalRow:
     sha1: str | None
     score: float | None
     predicted: str | None
+    kind: str | None
+    pdq: str | None
+    near_known: int | None
+    near_known_pdq: str | None
+    best_time: float | None
+    frames: int
+    frames_at_or_above: int
 
     @property
     def reported_path(self) -> str:
@@ -190,23 +240,53 @@ class Journal:
             last = rows[-1][0]
 
     def record(self, outcomes: Iterable[FileOutcome]) -> None:
-        """Store outcomes and commit: a crash after this loses none of them."""
+        """Store outcomes (a video's with its frames) and commit: a crash after this loses none of them."""
+        outcomes = list(outcomes)
         self._db.executemany(
             "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, score = ?, predicted = ?, "
-            "attempt = ? WHERE seq = ?",
+            "attempt = ?, kind = ?, pdq = ?, pdq_quality = ?, near_known = ?, near_known_pdq = ?, best_time = ? "
+            "WHERE seq = ?",
             [
-                (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.seq)
+                (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.kind, o.pdq,
+                 o.pdq_quality, o.near_known, o.near_known_pdq, o.best_time, o.seq)
                 for o in outcomes
             ],
         )
+        self._db.executemany("DELETE FROM frames WHERE seq = ?", [(o.seq,) for o in outcomes if o.frames])
+        self._db.executemany(
+            "INSERT INTO frames (seq, time, score, pdq, pdq_quality) VALUES (?, ?, ?, ?, ?)",
+            [(o.seq, f.time_s, f.score, f.pdq, f.pdq_quality) for o in outcomes for f in o.frames],
+        )
         self._db.commit()
 
-    def ranked(self) -> Iterator[JournalRow]:
-        """Every file: classified ones by score (highest first), then the rest in discovery order."""
+    def ranked(self, threshold: float) -> Iterator[JournalRow]:
+        """Every file: classified ones by score (highest first), then the rest in discovery order.
+
+        A video's row counts its frames scored at or above `threshold`.
+        """
         for condition, order in (("status = ?", "score DESC, seq"), ("status != ?", "seq")):
             query = f"SELECT {_ROW_COLUMNS} FROM media WHERE {condition} ORDER BY {order}"
-            for row in self._db.execute(query, (CLASSIFIED,)):
+            for row in self._db.execute(query, (threshold, CLASSIFIED)):
                 yield JournalRow(*row)
+
+    def perceptual_hashes(self, min_quality: int) -> Iterator[tuple[int, str]]:
+        """(seq, PDQ hex) of every image and video frame hashed at `min_quality` or better."""
+        yield from self._db.execute(
+            "SELECT seq, pdq FROM media WHERE pdq IS NOT NULL AND pdq_quality >= ? "
+            "UNION ALL SELECT seq, pdq FROM frames WHERE pdq IS NOT NULL AND pdq_quality >= ?",
+            (min_quality, min_quality),
+        )
+
+    def count_near_known(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM media WHERE near_known IS NOT NULL").fetchone()[0])
+
+    def count_frames_scored(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM frames WHERE score IS NOT NULL").fetchone()[0])
+
+    def count_kind(self, status: str, kind: str) -> int:
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM media WHERE status = ? AND kind = ?", (status, kind)).fetchone()[0]
+        )
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM media GROUP BY status")

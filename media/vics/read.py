@@ -7,6 +7,14 @@ field cannot be used, a `VicsProblem`: one bad entry never costs the rest of a
 document. Paths are kept exactly as the case wrote them (backslashes included), so a
 tool that imports what fedtriage writes back matches its own entries;
 `media.vics.paths` reads them safely.
+
+PDQ hashes have no field of their own in the published VICS 2.0 material. Tools carry
+hashes beyond MD5 and SHA-1 either as a media property named after the hash (Griffeye
+writes `"PhotoDNA": "..."`) or as `AlternativeHashes` entries (`{"HashName": "SHA1",
+"HashValue": "..."}`); and a case's per-file facts travel as `MediaMetadata`
+`PropertyName`/`PropertyValue` pairs. So a PDQ hash, 64 hex digits, is read from any of
+a media property `"PDQ"`, an `AlternativeHashes` entry whose `HashName` is PDQ, or a
+`MediaMetadata` entry whose `PropertyName` is PDQ (these two names in any case).
 """
 
 import json
@@ -18,6 +26,7 @@ from typing import Any
 
 from fedtriage.errors import BadInput
 from media.hashes import MD5_HEX, SHA1_HEX
+from media.pdq import PDQ_HEX
 
 
 class VicsError(BadInput):
@@ -26,7 +35,13 @@ class VicsError(BadInput):
 
 @dataclass(frozen=True)
 class VicsMedia:
-    """One media entry: hashes as lowercase hex, the path exactly as the case wrote it."""
+    """One media entry: hashes as lowercase hex, the path exactly as the case wrote it.
+
+    `pdq` holds the entry's PDQ hashes in document order. A PDQ value that cannot be
+    read leaves the rest of the entry usable (a case's training labels do not depend
+    on it): `pdq_problem` says why, in the words of a `VicsProblem` reason, for the
+    readers that need every hash (known-hash lists).
+    """
 
     media_id: int | None
     category: int | None
@@ -35,6 +50,8 @@ class VicsMedia:
     size: int | None
     relative_path: str | None
     is_precategorized: bool | None
+    pdq: tuple[str, ...] = ()
+    pdq_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,10 @@ def _parse_values(values: list[Any]) -> Iterator[VicsMedia | VicsProblem]:
 def _parse_entry(entry: Any) -> VicsMedia:
     if not isinstance(entry, dict):
         raise _EntryProblem("entry is not a JSON object")
+    try:
+        pdq, pdq_problem = _pdq_values(entry), None
+    except _EntryProblem as problem:
+        pdq, pdq_problem = (), str(problem)
     return VicsMedia(
         media_id=_count(entry, "MediaID"),
         category=_count(entry, "Category"),
@@ -139,6 +160,8 @@ def _parse_entry(entry: Any) -> VicsMedia:
         size=_count(entry, "MediaSize"),
         relative_path=_relative_path(entry),
         is_precategorized=_flag(entry, "IsPrecategorized"),
+        pdq=pdq,
+        pdq_problem=pdq_problem,
     )
 
 
@@ -162,6 +185,36 @@ def _hex(entry: dict[str, Any], key: str, pattern: re.Pattern[str], length: int)
     if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
         raise _EntryProblem(f"{key} is not {length} hex characters")
     return value.strip().lower()
+
+
+def _pdq_values(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The entry's PDQ hashes, lowercase, each once, from wherever tools put them (see the module)."""
+    values = [entry.get("PDQ")]
+    values += _named_values(entry.get("AlternativeHashes"), "HashName", "HashValue")
+    values += _named_values(entry.get("MediaMetadata"), "PropertyName", "PropertyValue")
+    found: dict[str, None] = {}
+    for value in values:
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not PDQ_HEX.fullmatch(value.strip()):
+            raise _EntryProblem("PDQ is not 64 hex characters")
+        found[value.strip().lower()] = None
+    return tuple(found)
+
+
+def _named_values(pairs: Any, name_key: str, value_key: str) -> list[Any]:
+    """The values of the name/value objects of `pairs` that are named PDQ.
+
+    Anything else in these lists (other hashes, other properties, malformed entries)
+    is no concern of fedtriage's and is passed over, as before PDQ was read.
+    """
+    if not isinstance(pairs, list):
+        return []
+    return [
+        pair.get(value_key)
+        for pair in pairs
+        if isinstance(pair, dict) and isinstance(pair.get(name_key), str) and pair[name_key].strip().upper() == "PDQ"
+    ]
 
 
 def _relative_path(entry: dict[str, Any]) -> str | None:

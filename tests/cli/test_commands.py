@@ -27,8 +27,8 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     completed = run(FEDTRIAGE, "--help")
     assert completed.returncode == 0
     listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
-    assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "demo", "model", "bench", "provision",
-                                        "check", "coordinator", "node", "run", "audit"]
+    assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "hash", "demo", "model", "bench",
+                                        "provision", "check", "coordinator", "node", "run", "audit"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -34,7 +34,7 @@ NOT_RUN_HERE = ("python3 -m venv", "python -m pytest")
 PROSE_COMMANDS = {
     "`fedtriage --help`": "fedtriage --help",
     "`fedtriage COMMAND --help`": (
-        "for c in simulate flwr-run classify demo model bench provision check coordinator node run audit; do "
+        "for c in simulate flwr-run classify hash demo model bench provision check coordinator node run audit; do "
         "fedtriage $c --help; done"
     ),
     "`fedtriage provision FEDERATION.yaml --out KITS`": (

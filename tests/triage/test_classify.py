@@ -29,18 +29,11 @@ from triage.journal import JOURNAL_FILE, Journal
 from triage.known_hashes import load_known_hashes
 from triage.model_source import load_triage_model
 from triage.pipeline import PipelineLimits, Scorer, classify_pending
+from triage.reader import PerceptualRules
 from triage.settings import load_classify_settings, settings_fingerprint
 
 SCHEMA = VICS_EXPORT_SCHEMA
 CLASSES = ["disc", "square"]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = load_settings(["holdings=synthetic", "holdings.classes=[disc,square]", "holdings.image_size=16"])
-    spec = ModelSpec.from_settings(settings)
-    torch.manual_seed(0)
-    return save_model_file(tmp_path_factory.mktemp("model") / "final_model.pt", spec.build(), spec)
 
 
 @pytest.fixture
@@ -113,7 +106,8 @@ def test_triage_ranks_new_images_and_lists_everything_else_with_a_reason(
     assert by_path["Downloads/notes.jpg"]["reason"] == "not an image"
     assert by_path["Downloads/empty.png"]["reason"] == "empty file"
     assert by_path["Downloads/bomb.png"]["reason"] == "image too large (decompression bomb guard)"
-    assert by_path["Downloads/clip.mp4"]["status"] == "video"
+    assert by_path["Downloads/clip.mp4"] == {**by_path["Downloads/clip.mp4"], "status": "unreadable", "kind": "video",
+                                             "reason": "corrupt or unknown container"}
     assert by_path["Downloads/link_out.png"]["status"] == "refused"
     assert by_path["Downloads/.hidden_picture.png"]["status"] == "classified"  # hidden files are evidence too
     classified = [row for row in table if row["status"] == "classified"]
@@ -124,7 +118,7 @@ def test_triage_ranks_new_images_and_lists_everything_else_with_a_reason(
     assert [int(row["rank"]) for row in table] == list(range(1, len(table) + 1))
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["files_seen"], summary["known"], summary["classified"]) == (len(table), 2, len(classified))
-    assert (summary["unreadable"], summary["videos"], summary["refused"]) == (4, 1, 1)
+    assert (summary["unreadable"], summary["videos"], summary["refused"]) == (5, 0, 1)
     printed = capsys.readouterr().out
     assert "known (by hash):   2" in printed and "classified:" in printed
 
@@ -240,8 +234,11 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
         raise Interrupted
 
     limits = PipelineLimits(batch_size=4, decode_workers=1, max_image_pixels=89_478_485, max_file_bytes=2**30)
+    known = load_known_hashes([])
+    perceptual = PerceptualRules(known.pdq_index(31), set_aside_near_known=False, min_quality=50)
     with pytest.raises(Interrupted):
-        classify_pending(journal, evidence, load_known_hashes([]), Scorer(model, (1,)), limits, stop_after_first_group)
+        classify_pending(journal, evidence, known, Scorer(model, (1,)), limits,
+                         settings.video.limits(89_478_485, frame_side=512), perceptual, stop_after_first_group)
     journal.close()
     stored_before = _stored_by_attempt(out)
     assert list(stored_before) == [1] and stored_before[1] >= 4  # the first group was stored

@@ -149,3 +149,97 @@ def test_an_empty_or_comment_only_list_is_an_empty_set(tmp_path: Path) -> None:
     comments.write_text("# nothing known yet\n\n")
 
     assert len(load_known_hashes([empty, comments])) == 0
+
+
+# --- PDQ ------------------------------------------------------------------------------------
+
+# Made-up PDQ values (patterns, not hashes of any picture).
+PDQ_A = "3c" * 32
+PDQ_B = "a5" * 32
+
+
+def test_pdq_lines_are_read_whatever_the_case_of_prefix_and_hex(tmp_path: Path) -> None:
+    listing = tmp_path / "known.txt"
+    listing.write_text(f'{MD5_A}\nPDQ:{PDQ_A.upper()},picture.jpg,100\n"pdq:{PDQ_B}"\tother.png\n')
+
+    known = load_known_hashes([listing])
+
+    assert known.md5 == {MD5_A}
+    assert known.pdq == {PDQ_A, PDQ_B}
+    assert len(known) == 3
+
+
+@pytest.mark.parametrize("bad_pdq", ["pdq:" + PDQ_A[:63], "pdq:" + PDQ_A + "0", "pdq:" + "g" * 64, "pdq:", "pdq"])
+def test_a_malformed_pdq_line_names_the_file_and_line(tmp_path: Path, bad_pdq: str) -> None:
+    listing = tmp_path / "known.txt"
+    listing.write_text(f"# header\npdq:{PDQ_A}\n{bad_pdq}\n")
+
+    with pytest.raises(KnownHashesError, match=rf"^{re.escape(str(listing))}:3: "):
+        load_known_hashes([listing])
+
+
+def test_a_bare_64_hex_value_is_refused_as_ambiguous(tmp_path: Path) -> None:
+    listing = tmp_path / "known.txt"
+    listing.write_text(f"{PDQ_A}\n")
+
+    with pytest.raises(KnownHashesError, match=r"known.txt:1: .*SHA-256 or a PDQ hash.*'pdq:<64 hex>'"):
+        load_known_hashes([listing])
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param({"MD5": MD5_A, "PDQ": PDQ_A.upper()}, id="media property"),
+        pytest.param(
+            {
+                "MD5": MD5_A,
+                "AlternativeHashes": [
+                    {"HashName": "PhotoDNA", "HashValue": "AAMANw=="},
+                    {"HashName": "pdq", "HashValue": PDQ_A},
+                ],
+            },
+            id="alternative hash",
+        ),
+        pytest.param(
+            {"MD5": MD5_A, "MediaMetadata": [{"PropertyName": "PDQ", "PropertyValue": PDQ_A}]}, id="media metadata"
+        ),
+    ],
+)
+def test_a_vics_hash_set_with_pdq_is_read(tmp_path: Path, entry: dict) -> None:
+    hash_set = tmp_path / "hashes.json"
+    hash_set.write_text(json.dumps({"@odata.context": MEDIA, "value": [entry, {"MediaID": 2, "SHA1": SHA1_C}]}))
+
+    known = load_known_hashes([hash_set])
+
+    assert known.pdq == {PDQ_A}
+    assert known.md5 == {MD5_A} and known.sha1 == {SHA1_C}
+
+
+def test_a_vics_entry_with_a_bad_pdq_refuses_the_set(tmp_path: Path) -> None:
+    hash_set = tmp_path / "hashes.json"
+    hash_set.write_text(json.dumps({"value": [{"MD5": MD5_A}, {"MD5": MD5_B, "PDQ": "not-a-hash"}]}))
+
+    with pytest.raises(
+        KnownHashesError, match=rf"{re.escape(str(hash_set))}: media entry 1: PDQ is not 64 hex characters"
+    ):
+        load_known_hashes([hash_set])
+
+
+def test_the_pdq_index_finds_known_pictures_within_the_distance(tmp_path: Path) -> None:
+    listing = tmp_path / "known.txt"
+    listing.write_text(f"pdq:{PDQ_A}\npdq:{PDQ_B}\n")
+    known = load_known_hashes([listing])
+    three_bits_off = f"{int(PDQ_A, 16) ^ 0b111:064x}"
+
+    index = known.pdq_index(max_distance=31)
+
+    assert index.nearest(three_bits_off) == (3, PDQ_A)
+    assert known.pdq_index(max_distance=2).nearest(three_bits_off) is None
+    assert known.pdq_index(max_distance=31) is index
+
+
+def test_lists_without_pdq_give_an_empty_index(tmp_path: Path) -> None:
+    known = KnownHashes(md5=frozenset({MD5_A}), sha1=frozenset())
+
+    assert known.pdq == frozenset()
+    assert len(known.pdq_index(max_distance=31)) == 0
