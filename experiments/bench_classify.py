@@ -47,10 +47,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--image-side", type=int, default=128, help="side of the generated images in pixels")
     parser.add_argument("--video-share", type=float, default=0.02, help="share of the files that are videos")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of pipeline and forward pass")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a classify setting for the pipeline runs, e.g. --set decode_workers=2 (repeatable)")
     parser.add_argument("--worker", nargs=3, metavar=("IMAGES", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        run_worker(*args.worker)
+        run_worker(*args.worker, overrides=args.set)
         return
     sizes = args.sizes or ([1500, 4500] if args.quick else [5000, 20000])
     started = time.perf_counter()
@@ -64,7 +66,8 @@ def main(argv: list[str]) -> None:
                    for size in sizes}
         rounds: list[dict[str, object]] = []
         for repeat in range(args.repeats):
-            runs = [measure_pipeline(devices[size], model_file, scratch / f"out-{size}-{repeat}") for size in sizes]
+            runs = [measure_pipeline(devices[size], model_file, scratch / f"out-{size}-{repeat}", args.set)
+                    for size in sizes]
             forward = forward_images_per_s(spec, batch_size=runs[-1]["batch_size"],
                                            threads=runs[-1]["torch_threads"])
             rounds.append({"runs": runs, "forward": forward, "ratio": runs[-1]["inputs_per_s"] / forward})
@@ -171,22 +174,25 @@ def summarize(rounds: list[dict[str, object]], costs: dict[str, float], sizes: l
     }
 
 
-def measure_pipeline(images: Path, model_file: Path, out: Path) -> dict[str, float]:
+def measure_pipeline(images: Path, model_file: Path, out: Path, overrides: list[str]) -> dict[str, float]:
     """Run `fedtriage classify` on `images` in a fresh process; its throughput and peak memory."""
+    settings = [argument for override in overrides for argument in ("--set", override)]
     completed = subprocess.run(
-        [sys.executable, "-m", "cli.app", "bench", "classify", "--worker", str(images), str(model_file), str(out)],
+        [sys.executable, "-m", "cli.app", "bench", "classify", "--worker", str(images), str(model_file), str(out),
+         *settings],
         capture_output=True, text=True, check=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run_worker(images: str, model_file: str, out: str) -> None:
+def run_worker(images: str, model_file: str, out: str, overrides: list[str]) -> None:
     """In the child: one classify run, timed, with peak resident memory of it and its readers."""
     from triage.classify import classify_media
     from triage.settings import load_classify_settings
 
     settings = load_classify_settings(
-        [f"source={images}", f"model={model_file}", f"out={out}", "relevant_classes=[disc]", "progress=false"]
+        [f"source={images}", f"model={model_file}", f"out={out}", "relevant_classes=[disc]", "progress=false",
+         *overrides]
     )
     started = time.perf_counter()
     summary = classify_media(settings)
