@@ -6,6 +6,7 @@ EPS reader would), refuses decompression bombs by their declared size before any
 pixel is decoded, and is safe to call from several threads at once.
 """
 
+import functools
 import io
 from pathlib import Path
 
@@ -18,6 +19,8 @@ _FORMATS_RUNNING_PROGRAMS = frozenset({"EPS"})
 # PIL's own default limit (about 89 megapixels), checked here before decoding.
 DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 _MODES = {1: "L", 3: "RGB"}
+# What cameras, phones and the web write, most common first.
+_COMMON_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
 
 
 class UnreadableImage(ValueError):
@@ -99,6 +102,18 @@ def _decode(stream: io.IOBase, min_side: int, max_pixels: int) -> Image.Image:
         raise UnreadableImage("truncated or corrupt image") from err
 
 
-def _safe_formats() -> list[str]:
+@functools.cache
+def _safe_formats() -> tuple[str, ...]:
+    """Every format PIL reads but those running programs, the common ones first: PIL tries
+    them in this order, and a format with no quick signature check parses a file to refuse it."""
     Image.init()
-    return [name for name in Image.OPEN if name not in _FORMATS_RUNNING_PROGRAMS]
+    safe = [name for name in Image.OPEN if name not in _FORMATS_RUNNING_PROGRAMS]
+    return tuple(
+        sorted(
+            safe,
+            key=lambda name: (
+                name not in _COMMON_FORMATS,
+                _COMMON_FORMATS.index(name) if name in _COMMON_FORMATS else 0,
+            ),
+        )
+    )

@@ -97,7 +97,7 @@ def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
     try:
         # Confinement is checked again at read time: links may have changed since discovery
         # (a resumed run, a live file system).
-        real = (context.root / pending.relative_path).resolve(strict=True)
+        real = Path(os.path.realpath(context.root / pending.relative_path, strict=True))
         if not real.is_relative_to(context.boundary):
             return Prepared(FileOutcome(seq, REFUSED, "symlink leads outside the root (not followed)"))
         with real.open("rb") as stream:
@@ -110,7 +110,7 @@ def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
             data = head + stream.read()
     except FileNotFoundError:
         return Prepared(FileOutcome(seq, UNREADABLE, "file missing"))
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+    except OSError:  # a symlink loop among them
         return Prepared(FileOutcome(seq, UNREADABLE, "cannot be read"))
     return _prepare_image(seq, data, context)
 
