@@ -46,12 +46,13 @@ def main(argv: list[str]) -> int:
 
 def _lines(lister: "HashLister", path: Path) -> Iterator[str]:
     from media.walk import SkippedFile, walk_media
+    from triage.hash_lines import printable
 
     if not path.is_dir():
         yield from lister.lines(path, str(path))
         return
     for entry in walk_media(path):
         if isinstance(entry, SkippedFile):
-            yield f"# {path / entry.path}: not read ({entry.reason})"
+            yield f"# {printable(str(path / entry.path))}: not read ({entry.reason})"
         else:
             yield from lister.lines(path / entry, str(path / entry))

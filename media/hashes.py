@@ -8,6 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 SHA1_HEX = re.compile(r"[0-9a-fA-F]{40}")
@@ -35,11 +36,16 @@ def hash_bytes(data: bytes, *, sha256: bool = False) -> FileHashes:
 
 def hash_file(path: Path, *, sha256: bool = False) -> FileHashes:
     """The digests of a file, read once in blocks (memory does not grow with its size)."""
-    hashers = _hashers(sha256)
     with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(_BLOCK), b""):
-            for hasher in hashers:
-                hasher.update(block)
+        return hash_stream(stream, sha256=sha256)
+
+
+def hash_stream(stream: BinaryIO, *, sha256: bool = False) -> FileHashes:
+    """The digests of what is left to read of an open file, read in blocks."""
+    hashers = _hashers(sha256)
+    for block in iter(lambda: stream.read(_BLOCK), b""):
+        for hasher in hashers:
+            hasher.update(block)
     return _digests(hashers)
 
 

@@ -107,11 +107,17 @@ class KeyFrames:
     declared_frames: int | None  # the stream's frame count, else duration * rate
     stopped_early: str | None  # after iterating: why the scan stopped before the end, if it did
     key_frames_only: bool  # whether the scan decodes key frames only
+    ended_at_s: float | None  # after iterating: the time of the last frame decoded
 
-    def __init__(self, stream: BinaryIO, limits: VideoLimits) -> None:
+    def __init__(self, stream: BinaryIO, limits: VideoLimits, spread: bool = True) -> None:
+        """`spread`: space the samples so `max_frames` cover the declared duration. A header can
+        lie about the duration; a caller that finds the video ending far earlier scans it again
+        without spreading."""
         self._limits = limits
+        self._spread = spread
         self._iterated = False
         self.stopped_early = None
+        self.ended_at_s = None
         try:
             # A file object, never a path: FFmpeg reads a "name:..." path as a protocol URL.
             self._container = av.open(
@@ -147,6 +153,7 @@ class KeyFrames:
             raise UnreadableVideo("video size not declared")
         if self.width * self.height > self._limits.max_pixels:
             raise UnreadableVideo("video too large (declared dimensions)")
+        self._start_s = _start_s(self._container, video)
         self.duration_s = _declared_duration_s(self._container, video)
         self.declared_frames = _declared_frames(video, self.duration_s)
         if self.declared_frames is not None and self.declared_frames > self._limits.max_declared_frames:
@@ -168,7 +175,8 @@ class KeyFrames:
         self._iterated = True
         limits = self._limits
         # With a declared duration, the cap spreads over the whole video instead of its start.
-        spacing = max(limits.min_spacing_s, (self.duration_s or 0.0) / limits.max_frames)
+        spread_over = (self.duration_s or 0.0) if self._spread else 0.0
+        spacing = max(limits.min_spacing_s, spread_over / limits.max_frames)
         thumbnails, pixels = av.video.reformatter.VideoReformatter(), av.video.reformatter.VideoReformatter()
         decoded = sampled = 0
         last_sampled: float | None = None
@@ -178,6 +186,7 @@ class KeyFrames:
             for frame in frames:
                 time_s = self._time_s(frame, decoded)
                 decoded += 1
+                self.ended_at_s = time_s
                 try:
                     thumbnail = _thumbnail(thumbnails, frame)
                     cut = previous is not None and _difference(previous, thumbnail) > limits.scene_threshold
@@ -229,10 +238,12 @@ class KeyFrames:
         raise UnreadableVideo("truncated or corrupt video") from failure
 
     def _time_s(self, frame: av.VideoFrame, index: int) -> float:
+        """Seconds from the start of the video, as a player shows them (MPEG-TS and edited MP4
+        files start their clocks later than 0)."""
         if frame.time is not None and math.isfinite(frame.time):  # NaN for frames the decoder is drained of
-            return float(frame.time)
+            return float(frame.time) - self._start_s
         if frame.pts is not None and self._video.time_base:
-            return float(frame.pts * self._video.time_base)
+            return float(frame.pts * self._video.time_base) - self._start_s
         rate = self._video.guessed_rate or self._video.average_rate  # a raw demuxer's average rate is its default
         return index / float(rate) if rate else float(index)
 
@@ -243,6 +254,15 @@ class KeyFrames:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._container.close()
+
+
+def _start_s(container: av.container.InputContainer, video: av.VideoStream) -> float:
+    """When the video's clock starts: its first frame's time, which players show as 0."""
+    if video.start_time is not None and video.time_base:
+        return float(video.start_time * video.time_base)
+    if container.start_time is not None:
+        return container.start_time / av.time_base
+    return 0.0
 
 
 def _declared_duration_s(container: av.container.InputContainer, video: av.VideoStream) -> float | None:

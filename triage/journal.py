@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS media (
     pdq_quality INTEGER,
     near_known INTEGER,
     near_known_pdq TEXT,
-    best_time REAL
+    best_time REAL,
+    near_known_time REAL
 );
 -- A video's sampled frames: when each is, its score and perceptual hash.
 CREATE TABLE IF NOT EXISTS frames (
@@ -65,19 +66,32 @@ CREATE INDEX IF NOT EXISTS media_rank ON media(status, score DESC, seq);
 """
 _ROW_COLUMNS = (
     "seq, relative_path, written_path, media_id, status, reason, size, md5, sha1, score, predicted, kind, pdq, "
-    "near_known, near_known_pdq, best_time, "
+    "near_known, near_known_pdq, best_time, near_known_time, "
     "(SELECT COUNT(*) FROM frames WHERE frames.seq = media.seq), "
     "(SELECT COUNT(*) FROM frames WHERE frames.seq = media.seq AND frames.score >= ?)"
 )
 # Columns later versions added, for journals an earlier version left unfinished.
 _ADDED_COLUMNS = {
     "written_path": "TEXT", "kind": "TEXT", "pdq": "TEXT", "pdq_quality": "INTEGER", "near_known": "INTEGER",
-    "near_known_pdq": "TEXT", "best_time": "REAL",
+    "near_known_pdq": "TEXT", "best_time": "REAL", "near_known_time": "REAL",
 }
 
 
 class JournalMismatch(BadInput):
     """The output folder holds a journal of a run with other settings or another model."""
+
+
+def _mismatch(out: Path, stored: str, fingerprint: dict[str, Any]) -> str:
+    try:
+        earlier = json.loads(stored)
+    except ValueError:
+        earlier = {}
+    if isinstance(earlier, dict) and not set(fingerprint) <= set(earlier):
+        return (f"out: {out} holds a triage run an earlier fedtriage version started (its journal has no "
+                f"{', '.join(sorted(set(fingerprint) - set(earlier)))} settings); finish it with that version, "
+                "or use a new output folder")
+    return (f"out: {out} holds a triage run of other settings or another model ({stored}); "
+            "use a new output folder to start afresh")
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,8 @@ class FileOutcome:
     pdq_quality: int | None = None
     near_known: int | None = None  # Hamming distance to the nearest listed PDQ hash, when within the threshold
     near_known_pdq: str | None = None  # that listed hash
-    best_time: float | None = None  # a video: the time of its best-scored (or its near-known) frame
+    best_time: float | None = None  # a video: the time of its best-scored frame
+    near_known_time: float | None = None  # a video: the time of its frame nearest a listed PDQ hash
     frames: tuple[FrameOutcome, ...] = ()
 
 
@@ -141,6 +156,7 @@ class JournalRow:
     near_known: int | None
     near_known_pdq: str | None
     best_time: float | None
+    near_known_time: float | None
     frames: int
     frames_at_or_above: int
 
@@ -160,24 +176,29 @@ class Journal:
             # Write-ahead log: a commit per batch stays cheap, and a crash keeps the journal consistent.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            wanted = json.dumps(fingerprint, sort_keys=True)
+            stored = self._stored_fingerprint()
+            if stored is not None and stored != wanted:  # refused before anything in the folder changes
+                self._db.close()
+                raise JournalMismatch(_mismatch(out, stored, fingerprint))
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError("out", f"{out} cannot be written ({getattr(err, 'strerror', None) or err})") from err
         self._add_missing_columns()
-        stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
-        wanted = json.dumps(fingerprint, sort_keys=True)
         if stored is None:
             self._db.execute("INSERT INTO run VALUES ('fingerprint', ?)", (wanted,))
             self._db.commit()
-        elif stored[0] != wanted:
-            raise JournalMismatch(
-                f"out: {out} holds a triage run of other settings or another model "
-                f"({stored[0]}); use a new output folder to start afresh"
-            )
         # Which run of this output folder stored an outcome: a resumed run leaves earlier ones be.
         self.attempt = int(self.run_value("attempts", "0")) + 1
         self._db.execute("UPDATE run SET value = ? WHERE key = 'attempts'", (str(self.attempt),))
         self._db.commit()
+
+    def _stored_fingerprint(self) -> str | None:
+        """The fingerprint of the run this folder holds, if it holds one."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").fetchone() is None:
+            return None
+        stored = self._db.execute("SELECT value FROM run WHERE key = 'fingerprint'").fetchone()
+        return None if stored is None else str(stored[0])
 
     def _add_missing_columns(self) -> None:
         """A run an earlier version left unfinished resumes: its journal gains the newer columns."""
@@ -244,11 +265,13 @@ class Journal:
         outcomes = list(outcomes)
         self._db.executemany(
             "UPDATE media SET status = ?, reason = ?, size = ?, md5 = ?, sha1 = ?, score = ?, predicted = ?, "
-            "attempt = ?, kind = ?, pdq = ?, pdq_quality = ?, near_known = ?, near_known_pdq = ?, best_time = ? "
+            "attempt = ?, kind = ?, pdq = ?, pdq_quality = ?, near_known = ?, near_known_pdq = ?, best_time = ?, "
+            "near_known_time = ? "
             "WHERE seq = ?",
             [
                 (o.status, o.reason, o.size, o.md5, o.sha1, o.score, o.predicted, self.attempt, o.kind, o.pdq,
-                 o.pdq_quality, o.near_known, o.near_known_pdq, o.best_time, o.seq)
+                 o.pdq_quality, o.near_known, o.near_known_pdq, o.best_time,
+                 o.near_known_time, o.seq)
                 for o in outcomes
             ],
         )

@@ -11,14 +11,15 @@ outcome with a reason.
 
 import os
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from media.decode import UnreadableImage, decode_upright, fit_pixels
-from media.hashes import FileHashes, hash_bytes, hash_file
+from media.hashes import FileHashes, hash_bytes, hash_stream
 from media.kind import is_video
 from media.pdq import PDQ_SIDE, PdqHash, PdqIndex, pdq_of_picture
 from media.video import KeyFrames, UnreadableVideo, VideoLimits
@@ -103,7 +104,7 @@ def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
         with real.open("rb") as stream:
             head = stream.read(_HEAD_BYTES)
             if is_video(pending.relative_path, head):
-                return _prepare_video(seq, real, context)
+                return _prepare_video(seq, stream, context)
             size = os.fstat(stream.fileno()).st_size
             if size > context.max_file_bytes:
                 return Prepared(FileOutcome(seq, UNREADABLE, "file too large (max_file_mb)", size=size))
@@ -133,44 +134,76 @@ def _prepare_image(seq: int, data: bytes, context: ReaderContext) -> Prepared:
     return Prepared(outcome, (fit_pixels(picture, context.channels, context.image_size),))
 
 
-def _prepare_video(seq: int, real: Path, context: ReaderContext) -> Prepared:
-    """A video: hashed as a stream (however large), then its sampled frames decoded one by one."""
-    hashes = hash_file(real)
-    outcome = _identified(seq, real.stat().st_size, hashes, VIDEO)
+def _prepare_video(seq: int, stream: BinaryIO, context: ReaderContext) -> Prepared:
+    """A video, from the file already opened (and confined): hashed as a stream (however large),
+    then its sampled frames decoded one by one."""
+    stream.seek(0)
+    hashes = hash_stream(stream)
+    outcome = _identified(seq, stream.tell(), hashes, VIDEO)
     if context.known.is_known(hashes.md5, hashes.sha1):
         return Prepared(replace(outcome, status=KNOWN, reason=_KNOWN_REASON))
-    frames: list[FrameOutcome] = []
-    inputs: list[np.ndarray] = []
-    nearest: tuple[int, str, float] | None = None  # distance, listed hash, frame time
-    stopped: str | None = None
     try:
-        with real.open("rb") as stream, KeyFrames(stream, context.video) as video:
-            try:
-                for frame in video:
-                    picture = Image.fromarray(frame.rgb)
-                    pdq = pdq_of_picture(picture)
-                    frames.append(FrameOutcome(frame.time_s, pdq=pdq.hex, pdq_quality=pdq.quality))
-                    inputs.append(fit_pixels(picture, context.channels, context.image_size))
-                    near = _near_known(pdq, context)
-                    if near is not None and (nearest is None or near[0] < nearest[0]):
-                        nearest = (*near, frame.time_s)
-            except UnreadableVideo as broken:
-                if not frames:
-                    raise
-                stopped = f"{broken.reason}: scored by the {len(frames)} frame(s) sampled before the damage"
-            stopped = stopped or video.stopped_early
+        scan = _scan_video(stream, context, spread=True)
+        if scan.ends_early and scan.duration_s:
+            # The header declared a far longer video, and the samples were spread over that: again,
+            # unspread, so a lying duration cannot hide the video's content.
+            lied = f"declares {scan.duration_s:.0f} s but ends at {scan.ended_at_s:.0f} s"
+            scan = _scan_video(stream, context, spread=False)
+            scan.note = "; ".join(filter(None, (lied, scan.note)))
     except UnreadableVideo as unreadable:
         return Prepared(replace(outcome, status=UNREADABLE, reason=unreadable.reason))
-    except OSError:
-        return Prepared(replace(outcome, status=UNREADABLE, reason="cannot be read"))
-    if not frames:
+    if not scan.frames:
         return Prepared(replace(outcome, status=UNREADABLE, reason="video holds no decodable frame"))
-    outcome = replace(outcome, reason=stopped, frames=tuple(frames))
-    if nearest is not None:
-        outcome = replace(outcome, near_known=nearest[0], near_known_pdq=nearest[1], best_time=nearest[2])
+    outcome = replace(outcome, reason=scan.note, frames=tuple(scan.frames))
+    if scan.nearest is not None:
+        outcome = replace(outcome, near_known=scan.nearest[0], near_known_pdq=scan.nearest[1],
+                          near_known_time=scan.nearest[2])
         if context.perceptual.set_aside_near_known:
             return Prepared(replace(outcome, status=NEAR_KNOWN, reason=_NEAR_KNOWN_REASON))
-    return Prepared(outcome, tuple(inputs))
+    return Prepared(outcome, tuple(scan.inputs))
+
+
+@dataclass
+class _VideoScan:
+    """What one pass over a video gave: its frames' outcomes and model inputs, and what to say of it."""
+
+    frames: list[FrameOutcome] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)
+    nearest: tuple[int, str, float] | None = None  # distance, listed hash, frame time
+    note: str | None = None
+    duration_s: float | None = None
+    ended_at_s: float | None = None
+    ends_early: bool = False  # the last frame came before half the declared duration, the file undamaged
+
+
+def _scan_video(stream: BinaryIO, context: ReaderContext, spread: bool) -> _VideoScan:
+    scan = _VideoScan()
+    stream.seek(0)
+    with KeyFrames(stream, context.video, spread=spread) as video:
+        scan.duration_s = video.duration_s
+        damaged = False
+        try:
+            for frame in video:
+                picture = Image.fromarray(frame.rgb)
+                pdq = pdq_of_picture(picture)
+                scan.frames.append(FrameOutcome(frame.time_s, pdq=pdq.hex, pdq_quality=pdq.quality))
+                scan.inputs.append(fit_pixels(picture, context.channels, context.image_size))
+                near = _near_known(pdq, context)
+                if near is not None and (scan.nearest is None or near[0] < scan.nearest[0]):
+                    scan.nearest = (*near, frame.time_s)
+        except UnreadableVideo as broken:
+            if not scan.frames:
+                raise
+            damaged = True
+            scan.note = f"{broken.reason}: scored by the {len(scan.frames)} frame(s) sampled before the damage"
+        scan.note = scan.note or video.stopped_early
+        scan.ended_at_s = video.ended_at_s
+        complete = not damaged and video.stopped_early is None and len(scan.frames) < context.video.max_frames
+        scan.ends_early = bool(
+            spread and complete and video.duration_s and scan.ended_at_s is not None
+            and scan.ended_at_s < video.duration_s / 2
+        )
+    return scan
 
 
 def _identified(seq: int, size: int, hashes: FileHashes, kind: str) -> FileOutcome:

@@ -31,8 +31,8 @@ SUMMARY_FILE = "summary.json"
 
 _COLUMNS = (
     "rank", "relative_path", "status", "score", "predicted_class", "md5", "sha1", "size", "media_id", "reason",
-    "category", "kind", "best_frame_time", "frames", "frames_at_or_above", "near_known", "near_known_pdq", "group",
-    "representative", "pdq",
+    "category", "kind", "best_frame_time", "frames", "frames_at_or_above", "near_known", "near_known_pdq",
+    "near_known_time", "group", "representative", "pdq",
 )
 _METADATA_PREFIX = "fedtriage."
 
@@ -221,6 +221,7 @@ class _Rows:
             "frames_at_or_above": row.frames_at_or_above if video and row.score is not None else None,
             "near_known": row.near_known,
             "near_known_pdq": row.near_known_pdq,
+            "near_known_time": None if row.near_known_time is None else round(row.near_known_time, 3),
             "group": group,
             "representative": representative,
             "pdq": row.pdq,
@@ -259,8 +260,8 @@ def _write_json(path: Path, rows: _Rows, summary: TriageSummary) -> None:
 _VICS_METADATA = (
     ("score", "score"), ("predicted_class", "predicted_class"), ("best_frame_time", "best_frame_time"),
     ("frames_sampled", "frames"), ("frames_at_or_above", "frames_at_or_above"), ("near_known", "near_known"),
-    ("near_known_pdq", "near_known_pdq"), ("group", "group"), ("group_representative", "representative"),
-    ("pdq", "pdq"),
+    ("near_known_pdq", "near_known_pdq"), ("near_known_time", "near_known_time"), ("group", "group"),
+    ("group_representative", "representative"), ("pdq", "pdq"),
 )
 
 

@@ -44,6 +44,10 @@ PROSE_COMMANDS = {
     "`fedtriage simulate --help`": "fedtriage simulate --help",
     "`fedtriage model approve fedtriage-model N`": "fedtriage model approve fedtriage-model 1",
     "`python -m experiments.simulate`": "python -m experiments.simulate --help",
+    "`fedtriage hash known-material/ > known.txt`": (
+        "mkdir -p known-material && cp evidence/device1/DCIM/100MEDIA/IMG_000[0-2].png known-material/ && "
+        "fedtriage hash known-material/ > known.txt && grep -c '^pdq:' known.txt"
+    ),
 }
 
 

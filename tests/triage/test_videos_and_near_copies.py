@@ -7,16 +7,28 @@ share a group; a VICS case can list all of it. Everything is generated: shapes, 
 
 import csv
 import json
+import os
 import sqlite3
+import struct
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from PIL import Image
 
 from cli.app import main
+from media.video_writer import write_video as write_scenes_video
 from tests.support.pictures import as_jpeg, cropped, textured_picture
 from tests.support.videos import absurd_dimensions, corrupt_header, scenes_of, truncate, write_video
 from triage.journal import JOURNAL_FILE
+from triage.known_hashes import load_known_hashes
+
+
+def write_scenes(frames: list[np.ndarray], path: Path) -> None:
+    """Frames at 10 per second, a key frame every 50 (every 5 s), as a camera writes them."""
+    write_scenes_video(path, frames, 10, key_frame_interval=50)
 
 CLASSES = ["disc", "square"]
 
@@ -189,3 +201,88 @@ def test_a_resumed_run_does_not_rescore_finished_videos(tmp_path: Path, device: 
         frames_after = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
     assert set(attempts.values()) == {1}  # every video kept from the first run
     assert frames_after == frames_before
+
+
+def test_a_file_name_cannot_add_lines_to_a_list_made_by_hash(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "seized"
+    folder.mkdir()
+    planted_md5 = "0123456789abcdef0123456789abcdef"
+    textured_picture(1).save(folder / f"x\n{planted_md5} y.png")
+    (folder / os.fsdecode(b"name-\xff.png")).write_bytes(b"not a picture")
+    listed = hash_list(tmp_path, [folder], capsys)
+    text = listed.read_bytes().decode("utf-8")  # strict: the list is UTF-8 whatever the names
+    assert f"x\\n{planted_md5} y.png" in text and "name-\\xff.png" in text
+    known = load_known_hashes([listed])
+    assert planted_md5 not in known.md5 and len(known.md5) == 2
+
+
+def test_a_video_declaring_a_far_longer_duration_is_still_sampled_scene_by_scene(
+    tmp_path: Path, model_file: Path
+) -> None:
+    device = tmp_path / "device"
+    device.mkdir()
+    rng = np.random.default_rng(0)
+    scenes = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(6)]
+    honest = tmp_path / "honest.mkv"
+    write_scenes([scenes[index // 50] for index in range(300)], honest)  # 6 scenes of 5 s at 10 fps
+    data = bytearray(honest.read_bytes())
+    at = data.find(b"\x44\x89")  # Matroska Segment Info Duration (a float)
+    size = data[at + 2] & 0x7F
+    form = ">d" if size == 8 else ">f"
+    (declared,) = struct.unpack(form, data[at + 3 : at + 3 + size])
+    data[at + 3 : at + 3 + size] = struct.pack(form, declared * 2000)
+    (device / "lying.mkv").write_bytes(bytes(data))
+    rows = classify(device, model_file, tmp_path / "out")
+    video = rows["lying.mkv"]
+    # Every scene sampled, and the lie told: the last frame scanned is the key frame at 25 s.
+    assert video["frames"] == "6" and video["reason"].startswith("declares 60000 s but ends at 25 s")
+
+
+def test_frame_times_count_from_the_start_of_the_video(tmp_path: Path, model_file: Path) -> None:
+    device = tmp_path / "device"
+    device.mkdir()
+    rng = np.random.default_rng(0)
+    scenes = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    with av.open(str(device / "late.ts"), "w") as container:  # an MPEG-TS whose clock starts at 10 hours
+        stream = container.add_stream("mpeg2video", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for index in range(150):
+            frame = av.VideoFrame.from_ndarray(scenes[index // 50], format="rgb24")
+            frame.pts, frame.time_base = 36_000 * 10 + index, Fraction(1, 10)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out"
+    classify(device, model_file, out)
+    with sqlite3.connect(out / JOURNAL_FILE) as db:
+        times = [round(time, 1) for (time,) in db.execute("SELECT time FROM frames ORDER BY time")]
+    assert times == [0.0, 5.0, 10.0]
+
+
+def test_a_journal_an_earlier_version_started_is_refused_as_such_and_left_as_it_was(
+    tmp_path: Path, device: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with sqlite3.connect(out / JOURNAL_FILE) as db:  # as the version before video triage left it
+        db.execute("CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE media (seq INTEGER PRIMARY KEY, relative_path TEXT, status TEXT)")
+        db.execute("INSERT INTO run VALUES ('fingerprint', ?)", (json.dumps({"source": str(device)}),))
+    assert main(["classify", f"source={device}", f"model={model_file}", f"out={out}", "progress=false"]) == 2
+    assert "an earlier fedtriage version started" in capsys.readouterr().err
+    with sqlite3.connect(out / JOURNAL_FILE) as db:
+        assert [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["run", "media"]
+        assert [row[1] for row in db.execute("PRAGMA table_info(media)")] == ["seq", "relative_path", "status"]
+
+
+def test_a_video_showing_a_listed_picture_is_near_known_at_that_frames_time(
+    tmp_path: Path, device: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = hash_list(tmp_path, sorted((device / "listed").iterdir()), capsys)
+    other, known = np.asarray(textured_picture(20)), np.asarray(textured_picture(0))
+    write_scenes([other] * 20 + [known] * 20, device / "Movies" / "clip.mkv")  # the listed picture from 2 s
+    rows = classify(device, model_file, tmp_path / "out", f"known_hashes=[{listed}]")
+    clip = rows["Movies/clip.mkv"]
+    assert clip["status"] == "classified" and int(clip["near_known"]) <= 31
+    assert float(clip["near_known_time"]) == 2.0 and clip["best_frame_time"] in ("0.0", "2.0")
