@@ -117,8 +117,9 @@ def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
 
 
 def _prepare_image(seq: int, data: bytes, context: ReaderContext) -> Prepared:
-    outcome = _identified(seq, len(data), hash_bytes(data), IMAGE)
-    if context.known.is_known(outcome.md5 or "", outcome.sha1 or ""):
+    hashes = hash_bytes(data)
+    outcome = _identified(seq, len(data), hashes, IMAGE)
+    if context.known.is_known(hashes.md5, hashes.sha1):
         return Prepared(replace(outcome, status=KNOWN, reason=_KNOWN_REASON))
     try:
         picture = decode_upright(data, max(context.image_size, PDQ_SIDE), context.max_image_pixels)

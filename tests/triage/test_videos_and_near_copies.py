@@ -188,19 +188,20 @@ def test_a_vics_case_mixing_pictures_copies_and_videos_is_triaged_entry_by_entry
     assert [by_path[path]["media_id"] for path in paths] == [1, 2, 3, 4]
 
 
-def test_a_resumed_run_does_not_rescore_finished_videos(tmp_path: Path, device: Path, model_file: Path) -> None:
+def test_a_resumed_run_scores_only_the_videos_left_unfinished(tmp_path: Path, device: Path, model_file: Path) -> None:
     out = tmp_path / "out"
     classify(device, model_file, out)
     with sqlite3.connect(out / JOURNAL_FILE) as db:
-        frames_before = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-        # Undo the second half of the run, as an interruption leaves it: pending again.
-        db.execute("UPDATE media SET status = 'pending' WHERE relative_path NOT LIKE 'Movies/%' AND seq > 5")
+        frames_before = dict(db.execute("SELECT seq, COUNT(*) FROM frames GROUP BY seq"))
+        # An interruption left one video unfinished: pending again (its frames rows stale).
+        db.execute("UPDATE media SET status = 'pending' WHERE relative_path = 'Movies/scenes.mp4'")
     classify(device, model_file, out)
     with sqlite3.connect(out / JOURNAL_FILE) as db:
         attempts = dict(db.execute("SELECT relative_path, attempt FROM media WHERE relative_path LIKE 'Movies/%'"))
-        frames_after = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    assert set(attempts.values()) == {1}  # every video kept from the first run
-    assert frames_after == frames_before
+        frames_after = dict(db.execute("SELECT seq, COUNT(*) FROM frames GROUP BY seq"))
+    assert attempts.pop("Movies/scenes.mp4") == 2  # scored by the resumed run
+    assert set(attempts.values()) == {1}  # every finished video kept from the first run
+    assert frames_after == frames_before  # the rescored video's frames replaced, not added
 
 
 def test_a_file_name_cannot_add_lines_to_a_list_made_by_hash(tmp_path: Path,
