@@ -11,6 +11,7 @@ outcome with a reason.
 
 import os
 import signal
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,7 @@ from triage.known_hashes import KnownHashes
 _KNOWN_REASON = "hash on a known-material list"
 _NEAR_KNOWN_REASON = "perceptual hash near a known-material list's (set aside)"
 _HEAD_BYTES = 16
+_OUTSIDE = "symlink leads outside the root (not followed)"
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,23 @@ def prepare_chunk(chunk: list[PendingFile]) -> list[Prepared]:
 def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
     """Read, hash, match and decode one file."""
     seq = pending.seq
+    path = os.path.join(context.root, pending.relative_path)
     try:
-        # Confinement is checked again at read time: links may have changed since discovery
-        # (a resumed run, a live file system).
-        real = Path(os.path.realpath(context.root / pending.relative_path, strict=True))
-        if not real.is_relative_to(context.boundary):
-            return Prepared(FileOutcome(seq, REFUSED, "symlink leads outside the root (not followed)"))
-        with real.open("rb") as stream:
+        # Confinement is checked again at read time, as links may have changed since
+        # discovery (a resumed run, a live file system): before the open, so that no device
+        # or file outside the root is ever opened, and on the file the open gave.
+        refused = _refusal(os.path.realpath(path, strict=True), os.stat(path).st_mode, context)
+        stream = None if refused is not None else open(path, "rb", opener=_open_flags)  # noqa: SIM115
+        if stream is not None and (refused := _opened_refusal(stream.fileno(), context)) is not None:
+            stream.close()
+    except FileNotFoundError:
+        return Prepared(FileOutcome(seq, UNREADABLE, "file missing"))
+    except OSError:  # a symlink loop among them, no permission
+        return Prepared(FileOutcome(seq, UNREADABLE, "cannot be read"))
+    if refused is not None:
+        return Prepared(FileOutcome(seq, REFUSED if refused == _OUTSIDE else UNREADABLE, refused))
+    try:
+        with stream:
             head = stream.read(_HEAD_BYTES)
             if is_video(pending.relative_path, head):
                 return _prepare_video(seq, stream, context)
@@ -109,11 +121,35 @@ def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:
             if size > context.max_file_bytes:
                 return Prepared(FileOutcome(seq, UNREADABLE, "file too large (max_file_mb)", size=size))
             data = head + stream.read()
-    except FileNotFoundError:
-        return Prepared(FileOutcome(seq, UNREADABLE, "file missing"))
-    except OSError:  # a symlink loop among them
+    except OSError:
         return Prepared(FileOutcome(seq, UNREADABLE, "cannot be read"))
     return _prepare_image(seq, data, context)
+
+
+def _open_flags(path: str, flags: int) -> int:
+    """Opens without blocking, so that a FIFO swapped in for the file cannot hang the reader."""
+    return os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+
+
+def _refusal(real: str, mode: int, context: ReaderContext) -> str | None:
+    """Why a file whose real path is `real` is not read; None if it is."""
+    boundary = str(context.boundary)
+    if real != boundary and not real.startswith(boundary.rstrip(os.sep) + os.sep):
+        return _OUTSIDE
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+def _opened_refusal(descriptor: int, context: ReaderContext) -> str | None:
+    """The same judgement on the file actually opened, which the kernel names (/proc/self/fd):
+    a link swapped in between the check and the open cannot lead out. Without /proc, the
+    check before the open stands alone."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{descriptor}")
+    except OSError:
+        return None
+    return _refusal(real, os.fstat(descriptor).st_mode, context)
 
 
 def _prepare_image(seq: int, data: bytes, context: ReaderContext) -> Prepared:

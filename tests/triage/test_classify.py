@@ -207,6 +207,26 @@ def test_a_link_swapped_to_point_outside_after_discovery_is_not_read(
     assert by_path["DCIM/disc/disc_0.png"]["md5"] == ""  # never read
 
 
+def test_a_fifo_swapped_in_after_discovery_is_listed_and_does_not_hang_the_run(
+    tmp_path: Path, evidence: Path, model_file: Path
+) -> None:
+    out = tmp_path / "report"
+    settings = triage_settings(evidence, model_file, out)
+    model = load_triage_model(settings.model, None, None)
+    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
+    discover_all(journal, evidence)
+    journal.close()
+    target = evidence / "DCIM" / "disc" / "disc_0.png"
+    target.unlink()
+    os.mkfifo(target)  # opening it for reading would block until a writer came
+
+    classify_media(settings)
+    by_path = {row["relative_path"]: row for row in rows(out)}
+    assert (by_path["DCIM/disc/disc_0.png"]["status"], by_path["DCIM/disc/disc_0.png"]["reason"]) == (
+        "unreadable", "not a regular file")
+    assert by_path["DCIM/disc/disc_0.png"]["md5"] == ""
+
+
 def test_resuming_with_another_source_root_is_refused(tmp_path: Path, evidence: Path, model_file: Path) -> None:
     case = evidence / "case.json"
     case.write_text(json.dumps([{"MediaID": 1, "RelativeFilePath": "DCIM/disc/disc_0.png"}]))
