@@ -2,10 +2,10 @@
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fedtriage.errors import ConfigError
 from fl_client.holdings.holdings import Holdings, HoldingsReport, check_image_shape
+from fl_client.holdings.image_fitting import fit_images
 from fl_protocol.settings import HoldingsSettings
 
 # The digits hold pixel intensities 0..16; they are stretched to the uint8 range.
@@ -31,10 +31,7 @@ def load_digits_holdings(settings: HoldingsSettings) -> Holdings:
     check_image_shape(settings.image_size, settings.channels)
 
     scaled = np.rint(digits.images * (255.0 / _DIGITS_MAX_INTENSITY)).clip(0, 255)
-    images = torch.from_numpy(scaled.astype(np.uint8)).unsqueeze(1)
-    images = _resize(images, settings.image_size)
-    if settings.channels == 3:
-        images = images.repeat(1, 3, 1, 1)
+    images = fit_images(torch.from_numpy(scaled.astype(np.uint8)).unsqueeze(1), settings.image_size, settings.channels)
     labels = torch.from_numpy(digits.target.astype(np.int64))
 
     counts = torch.bincount(labels, minlength=len(classes)).tolist()
@@ -44,15 +41,4 @@ def load_digits_holdings(settings: HoldingsSettings) -> Holdings:
         skipped=[],
         class_counts={name: int(count) for name, count in zip(classes, counts)},
     )
-    return Holdings(images=images.contiguous(), labels=labels, classes=classes, report=report)
-
-
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize of uint8 [N, 1, H, W] images to size x size, back to uint8."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    shrinking = size < max(images.shape[-2:])
-    resized = F.interpolate(
-        images.to(torch.float32), size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking
-    )
-    return resized.round_().clamp_(0, 255).to(torch.uint8)
+    return Holdings(images=images, labels=labels, classes=classes, report=report)

@@ -6,6 +6,7 @@ from fedtriage.errors import ConfigError
 from fl_client.holdings.digits import load_digits_holdings
 from fl_client.holdings.folder import discover_classes, load_folder_holdings
 from fl_client.holdings.holdings import Holdings, HoldingsError
+from fl_client.holdings.torchvision_sets import load_torchvision_holdings
 from fl_client.holdings.vics import load_vics_holdings
 from fl_protocol.settings import HoldingsSettings
 from fl_protocol.settings.node import HOLDINGS_SOURCES
@@ -32,6 +33,8 @@ def load_holdings(settings: HoldingsSettings) -> Holdings:
         return load_folder_holdings(root, classes, settings.image_size, settings.channels)
     if settings.source == "vics":
         return _load_vics(settings)
+    if settings.source == "torchvision":
+        return load_torchvision_holdings(settings)
     raise ConfigError(
         "holdings.source", f"unknown value {settings.source!r}; choose one of {', '.join(HOLDINGS_SOURCES)}"
     )

@@ -4,13 +4,15 @@ Each schema gives part of the YAML under `configs/` its types; each `check_*` ch
 ranges the types cannot express and raises `ConfigError` naming the key.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from configs.compose import one_of, path_field, require
 from fedtriage.errors import ConfigError
+from fl_protocol.settings.public_datasets import EMNIST_SPLITS, TORCHVISION_DATASETS, dataset_classes
 
-HOLDINGS_SOURCES = ("digits", "folder", "synthetic", "vics")
+HOLDINGS_SOURCES = ("digits", "folder", "synthetic", "vics", "torchvision")
 PARTITION_SCHEMES = ("iid", "dirichlet", "shards")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("cpu", "cuda", "auto")
@@ -41,6 +43,12 @@ class HoldingsSettings:
     vics_root: str | None = path_field()
     # Source "vics": the VICS Category code of each class in `classes`, in the same order.
     vics_categories: list[int] | None = None
+    # Source "torchvision": which public dataset, the folder its files are in, whether to fetch
+    # them when missing, and EMNIST's split (set in configs/holdings/torchvision.yaml).
+    dataset: str | None = None
+    root: str | None = path_field()
+    download: bool = False
+    emnist_split: str | None = None
 
 
 @dataclass
@@ -99,6 +107,8 @@ def check_holdings(hold: HoldingsSettings) -> None:
     one_of(hold.source, HOLDINGS_SOURCES, "holdings.source")
     if hold.source == "vics":
         _check_vics_holdings(hold)
+    if hold.source == "torchvision":
+        _check_torchvision_holdings(hold)
     require(hold.image_size >= 4, "holdings.image_size", f"must be >= 4, got {hold.image_size}")
     require(hold.channels in (1, 3), "holdings.channels", f"must be 1 or 3, got {hold.channels}")
     require(0.0 <= hold.test_fraction < 1.0, "holdings.test_fraction", f"must be in [0, 1), got {hold.test_fraction}")
@@ -126,6 +136,40 @@ def _check_vics_holdings(hold: HoldingsSettings) -> None:
     )
     require(len(set(codes)) == len(codes), "holdings.vics_categories", f"codes must be distinct, got {codes}")
     require(all(code >= 0 for code in codes), "holdings.vics_categories", f"codes must be >= 0, got {codes}")
+
+
+def _check_torchvision_holdings(hold: HoldingsSettings) -> None:
+    """A known dataset (and EMNIST split); renamed classes keep the dataset's count."""
+    if hold.dataset is None:
+        raise ConfigError(
+            "holdings.dataset", f"required for source 'torchvision': one of {', '.join(TORCHVISION_DATASETS)}"
+        )
+    one_of(hold.dataset, TORCHVISION_DATASETS, "holdings.dataset")
+    if hold.dataset == "emnist":
+        one_of(str(hold.emnist_split), EMNIST_SPLITS, "holdings.emnist_split")
+    if hold.classes is not None:
+        named = dataset_classes(hold.dataset, hold.emnist_split)
+        require(
+            len(hold.classes) == len(named),
+            "holdings.classes",
+            f"{_dataset_title(hold)} has {len(named)} classes, got {len(hold.classes)} names "
+            "(leave it null for the dataset's own names)",
+        )
+
+
+def with_dataset_classes(hold: HoldingsSettings) -> HoldingsSettings:
+    """`hold`, with a public dataset's own class names where none are given (checked settings only).
+
+    The coordinator builds the model from `holdings.classes`; a dataset's names are known
+    without reading its files, so a run names them before any node loads anything.
+    """
+    if hold.source != "torchvision" or hold.classes is not None or hold.dataset is None:
+        return hold
+    return dataclasses.replace(hold, classes=list(dataset_classes(hold.dataset, hold.emnist_split)))
+
+
+def _dataset_title(hold: HoldingsSettings) -> str:
+    return f"emnist {hold.emnist_split}" if hold.dataset == "emnist" else str(hold.dataset)
 
 
 def check_partition(part: PartitionSettings) -> None:

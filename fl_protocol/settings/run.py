@@ -32,6 +32,7 @@ from fl_protocol.settings.node import (
     check_holdings,
     check_partition,
     check_train,
+    with_dataset_classes,
 )
 from fl_protocol.settings.protection import (
     PrivacySettings,
@@ -114,4 +115,5 @@ def settings_from_mapping(
     if base is not None:
         absolute_paths(settings, base)
     settings.check()
+    settings.holdings = with_dataset_classes(settings.holdings)
     return settings
