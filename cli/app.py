@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("cli.node", "start, stop or ask after a unit's node: its SuperNode on its own holdings"),
     "run": ("cli.run", "start, list, stop or resume a federated training run on the coordinator"),
     "audit": ("cli.audit", "verify a node's hash-chained audit log, or show it as a table"),
+    "compare": ("cli.compare", "tables and plots comparing tracked runs (experiment, sweep or tag) for a report"),
 }
 
 

@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
 
 
 def _latest_finished_run(client, experiment: str) -> str:  # type: ignore[no-untyped-def]
-    """The newest finished training run: a sweep's parent run groups its jobs and has no model."""
+    """The newest finished training run: a sweep's parent run groups its jobs and a comparison is a report."""
+    from comparison.selection import COMPARISON_TAG
     from fl_server.tracking.sweep_parent import SWEEP_PARENT_TAG
 
     found = client.get_experiment_by_name(experiment)
@@ -60,7 +61,7 @@ def _latest_finished_run(client, experiment: str) -> str:  # type: ignore[no-unt
         [found.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["attributes.end_time DESC"],
         max_results=100,
     ) if found is not None else []
-    trained = [run for run in runs if SWEEP_PARENT_TAG not in run.data.tags]
+    trained = [run for run in runs if SWEEP_PARENT_TAG not in run.data.tags and COMPARISON_TAG not in run.data.tags]
     if not trained:
         raise ConfigError("RUN", f"no finished training run in experiment {experiment!r} of this store")
     return str(trained[0].info.run_id)

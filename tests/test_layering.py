@@ -23,6 +23,10 @@ FORBIDDEN = {
     "fl_client": TOP | {"fl_server", "triage"},
     "fl_server": TOP | {"fl_client", "triage"},
     "triage": TOP | {"fl_protocol", "fl_client", "fl_server", "flwr"},
+    # Reads what tracking logged in MLflow; knows nothing of nodes, models or Flower.
+    "comparison": TOP | {"media", "models", "fl_client", "triage", "flwr", "torch"},
+    # Attacks what the server receives, made with the nodes' and server's own code; no command, no triage.
+    "privacy_audit": TOP | {"triage", "comparison"},
 }
 
 

@@ -28,7 +28,8 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     assert completed.returncode == 0
     listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
     assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "hash", "demo", "model", "bench",
-                                        "provision", "check", "coordinator", "node", "run", "audit"]
+                                        "provision", "check", "coordinator", "node", "run", "audit",
+                                        "compare"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
