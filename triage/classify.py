@@ -43,6 +43,7 @@ def classify_media(settings: ClassifySettings) -> TriageSummary:
                 decode_workers=settings.decode_workers,
                 max_image_pixels=settings.max_image_pixels,
                 max_file_bytes=int(settings.max_file_mb * 2**20),
+                file_time_limit_s=settings.file_time_limit_s,
             ),
             settings.video.limits(settings.max_image_pixels, frame_side=max(PDQ_SIDE, model.spec.image_size)),
             PerceptualRules(

@@ -10,22 +10,20 @@ memory stays flat however many files there are; every batch's outcomes go to the
 journal before the next, so an interrupted run resumes where it stopped.
 """
 
-import multiprocessing
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import torch
-from media.video import VideoLimits
 
+from media.video import VideoLimits
 from triage.journal import FileOutcome, Journal, PendingFile
 from triage.known_hashes import KnownHashes
 from triage.model_source import TriageModel
-from triage.reader import PerceptualRules, Prepared, ReaderContext, prepare_chunk, start_reader
+from triage.reader import PerceptualRules, Prepared, ReaderContext
+from triage.reader_pool import ReaderPool
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,7 @@ class PipelineLimits:
     decode_workers: int
     max_image_pixels: int
     max_file_bytes: int
+    file_time_limit_s: float
 
 
 @dataclass(frozen=True)
@@ -115,14 +114,10 @@ def classify_pending(
         limits.max_file_bytes,
         video,
         perceptual,
+        limits.file_time_limit_s,
     )
-    with ProcessPoolExecutor(
-        max_workers=limits.decode_workers,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=start_reader,
-        initargs=(context,),
-    ) as pool:
-        for prepared in _in_order(pool, _chunks(journal.pending(), _CHUNK), chunks_in_flight):
+    with ReaderPool(limits.decode_workers, context) as readers:
+        for prepared in readers.in_order(_chunks(journal.pending(), _CHUNK), chunks_in_flight):
             if not prepared.inputs:
                 finished.append(prepared.outcome)
             else:
@@ -146,17 +141,6 @@ def classify_pending(
 def _chunks(items: Iterator[PendingFile], size: int) -> Iterator[list[PendingFile]]:
     while chunk := list(islice(items, size)):
         yield chunk
-
-
-def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[PendingFile]], window: int) -> Iterator[Prepared]:
-    """Prepared files, in order, with at most `window` chunks in flight."""
-    in_flight: deque[Future[list[Prepared]]] = deque()
-    for chunk in chunks:
-        in_flight.append(pool.submit(prepare_chunk, chunk))
-        if len(in_flight) >= window:
-            yield from in_flight.popleft().result()
-    while in_flight:
-        yield from in_flight.popleft().result()
 
 
 def _score(scorer: Scorer, batch: list[tuple[_Scoring, np.ndarray]]) -> list[FileOutcome]:

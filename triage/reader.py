@@ -66,6 +66,7 @@ class ReaderContext:
     max_file_bytes: int
     video: VideoLimits
     perceptual: PerceptualRules
+    time_limit_s: float  # a file taking longer stops its reader (`file_time_limit_s`)
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,22 @@ def start_reader(context: ReaderContext) -> None:
     # Ctrl-C reaches the whole foreground group: the command stops its readers itself, so a
     # reader must not die of it mid-task (with a traceback of its own on the console).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A file that keeps a decoder busy past the limit ends this process (SIGALRM's default
+    # action works even inside a decoder's own loop, where no Python code runs); the
+    # pipeline finds the file and lists it (`triage.reader_pool`).
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _READER.append(context)
 
 
 def prepare_chunk(chunk: list[PendingFile]) -> list[Prepared]:
-    """Read a chunk of files (in a reader process)."""
+    """Read a chunk of files (in a reader process), each within the time limit."""
     (context,) = _READER
-    return [prepare(pending, context) for pending in chunk]
+    prepared = []
+    for pending in chunk:
+        signal.setitimer(signal.ITIMER_REAL, context.time_limit_s)
+        prepared.append(prepare(pending, context))
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return prepared
 
 
 def prepare(pending: PendingFile, context: ReaderContext) -> Prepared:

@@ -71,6 +71,7 @@ class PdqSettings:
 
 
 VIDEO_SCANS = ("auto", "key", "all")
+_MAX_TIME_LIMIT_S = 86_400  # a day: beyond it, a setting is a mistake
 NEAR_KNOWN_ACTIONS = ("score", "set_aside")
 
 
@@ -88,6 +89,7 @@ class ClassifySettings:
     torch_threads: int
     max_image_pixels: int
     max_file_mb: float
+    file_time_limit_s: float
     progress: bool
     allow_pickle: bool
     video: VideoSettings
@@ -126,6 +128,8 @@ def _check(settings: ClassifySettings) -> None:
     require(settings.torch_threads >= 1, "torch_threads", f"must be >= 1, got {settings.torch_threads}")
     require(settings.max_image_pixels >= 1, "max_image_pixels", "must be >= 1")
     require(settings.max_file_mb > 0 and math.isfinite(settings.max_file_mb), "max_file_mb", "must be > 0")
+    require(0 < settings.file_time_limit_s <= _MAX_TIME_LIMIT_S, "file_time_limit_s",
+            f"must be in (0, {_MAX_TIME_LIMIT_S}] seconds, got {settings.file_time_limit_s}")
     _check_video(settings.video)
     _check_pdq(settings.pdq)
 

@@ -253,7 +253,8 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
     def stop_after_first_group(count: int) -> None:
         raise Interrupted
 
-    limits = PipelineLimits(batch_size=4, decode_workers=1, max_image_pixels=89_478_485, max_file_bytes=2**30)
+    limits = PipelineLimits(batch_size=4, decode_workers=1, max_image_pixels=89_478_485, max_file_bytes=2**30,
+                            file_time_limit_s=60)
     known = load_known_hashes([])
     perceptual = PerceptualRules(known.pdq_index(31), set_aside_near_known=False, min_quality=50)
     with pytest.raises(Interrupted):
