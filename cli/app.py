@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run", "start, list, stop or resume a federated training run on the coordinator"),
     "audit": ("cli.audit", "verify a node's hash-chained audit log, or show it as a table"),
     "compare": ("cli.compare", "tables and plots comparing tracked runs (experiment, sweep or tag) for a report"),
+    "privacy-audit": ("cli.privacy_audit", "attack what the server receives in each mode: gradient inversion, "
+                      "membership inference"),
 }
 
 

@@ -1,6 +1,6 @@
 """The privacy audit: the attacks an honest-but-curious coordinator can run on what it receives.
 
-    python -m experiments.privacy_audit [--quick] [--out DIR] [OVERRIDE ...]
+    fedtriage privacy-audit [--quick] [--out DIR] [OVERRIDE ...]
 
 Gradient inversion of a node's plaintext update, of the secure sum over each cohort, under
 central DP and under local DP-SGD (PSNR and SSIM against the true images); membership
@@ -43,7 +43,7 @@ FIGURES_FILE = "figures.json"
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.privacy_audit", description=__doc__,
+        prog="fedtriage privacy-audit", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="audit=quick: a smaller budget, minutes on 2 cores")
@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
     print(format_table(report))
     print(f"\nwrote {figure}, {claims} and {args.out / FIGURES_FILE}")
     if run.tracking.enabled:
-        audit_id = f"privacy-audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        # One sweep in MLflow: named by tracking.sweep_id when given (as for `fedtriage simulate -m`), else by the time.
+        audit_id = run.tracking.sweep_id or f"privacy-audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         try:
             tracked = log_audit(report, run, audit_id, [figure, claims])
         except Exception as err:  # noqa: BLE001 - the files are written; a tracking outage must not lose them

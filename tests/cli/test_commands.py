@@ -29,7 +29,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     listed = re.findall(r"^  ([\w-]+)  +\S.*$", completed.stdout, re.MULTILINE)
     assert listed == list(COMMANDS) == ["simulate", "flwr-run", "classify", "hash", "demo", "model", "bench",
                                         "provision", "check", "coordinator", "node", "run", "audit",
-                                        "compare"]
+                                        "compare", "privacy-audit"]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

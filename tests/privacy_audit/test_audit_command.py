@@ -1,4 +1,4 @@
-"""`python -m experiments.privacy_audit`: its table, its files, its MLflow runs; proxy data only."""
+"""`fedtriage privacy-audit`: its table, its files, its MLflow runs; proxy data only."""
 
 import json
 from pathlib import Path
