@@ -3,6 +3,7 @@
     fedtriage simulate                                  # 4 nodes, digits, FedAvg, secure aggregation
     fedtriage simulate federation.num_nodes=10 strategy=fedprox partition=dirichlet partition.alpha=0.3
     fedtriage simulate -m strategy=fedavg,fedprox        # a sweep: one MLflow run per job
+    fedtriage simulate +experiment=noniid -m             # a preset sweep of configs/experiment/
     fedtriage simulate --help                            # every setting group, and Hydra's own flags
 
 Settings come from configs/ through Hydra (overrides, `-m` sweeps and Hydra's flags as
@@ -37,6 +38,9 @@ _HYDRA_ONLY_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "-c", "--cf
                      "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--shell-completion",
                      "-sc", "--run", "-r", "--resolve")
 
+# Hydra's flag for a sweep: one job per combination of the sweeps' values.
+_MULTIRUN_FLAGS = ("-m", "--multirun")
+
 
 def main(argv: list[str]) -> int:
     """Check the settings of every job, then let Hydra run the job(s); it reads `sys.argv`."""
@@ -44,8 +48,11 @@ def main(argv: list[str]) -> int:
         print(usage())
         return 0
     if not any(arg.split("=", 1)[0] in _HYDRA_ONLY_FLAGS for arg in argv):
-        check_overrides([arg for arg in argv if arg not in ("-m", "--multirun")])
-    sys.argv = ["fedtriage simulate", *argv]
+        check_overrides([arg for arg in argv if arg not in _MULTIRUN_FLAGS])
+    # Hydra's parser takes overrides only on one side of -m: `+experiment=NAME -m more=overrides` would
+    # leave the last ones unrecognized. The flag takes no value, so it can go first.
+    multirun = [arg for arg in argv if arg in _MULTIRUN_FLAGS]
+    sys.argv = ["fedtriage simulate", *multirun, *(arg for arg in argv if arg not in _MULTIRUN_FLAGS)]
     # Hydra logs the job's INFO lines; alembic's, as MLflow loads it, are nothing a user can act on.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _job()

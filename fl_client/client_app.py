@@ -23,11 +23,13 @@ from fl_client.node_holdings import holdings_for_node, node_label
 from fl_client.policy_gate import node_policy_of
 from fl_client.protection import LocalTraining, attach_protection
 from fl_client.protection.local_dp import train_with_dpsgd
+from fl_client.simulated_faults import flipped_labels, node_faults, scaled_update
 from fl_client.training import TrainResult, resolve_device, train_locally
 from fl_protocol import records
 from fl_protocol.protection.modes import PrivacyMode
 from fl_protocol.run_config import NODE_CONFIG_KEY, OVERRIDES_KEY, node_settings_from_run_config
 from fl_protocol.settings import NodeSettings
+from fl_protocol.settings.simulated_faults import Attack
 from models import EvaluationResult, build_model, evaluate_model
 
 disable_phone_home()
@@ -78,6 +80,9 @@ class LocalWork:
         config = self._msg.content[records.CONFIG_KEY]
         seed = _node_seed(settings, self._context, int(config[records.SERVER_ROUND]))
         dataset = self._holdings.train.as_dataset()
+        faults = node_faults(self._context.node_config)  # honest unless a simulation made this node an adversary
+        if faults.attack is Attack.label_flip:
+            dataset = flipped_labels(dataset, self.num_classes)
         self._trained = True
         result: TrainResult
         if settings.privacy.mode is PrivacyMode.local_dpsgd:
@@ -88,6 +93,9 @@ class LocalWork:
             proximal_mu = float(config.get(records.PROXIMAL_MU, 0.0))
             result = train_locally(model, dataset, settings.train, seed=seed, proximal_mu=proximal_mu)
         trained = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+        if faults.attack is Attack.scale:
+            received = {name: array.numpy() for name, array in self._msg.content[records.ARRAYS_KEY].items()}
+            trained = scaled_update(received, trained, faults.scale)
         return LocalTraining(trained=trained, result=result)
 
 

@@ -33,6 +33,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.supercore.telemetry import EventType
 
 import fedtriage
+from cli.simulation.faults import simulated_faults
 from cli.simulation.loopback_ray import loopback_ray
 from fedtriage.errors import ConfigError, FedtriageError
 from fl_protocol.run_config import coordinator_run_config, node_run_config
@@ -97,11 +98,16 @@ def run_app_objects_in_simulation(server_app: ServerApp, client_app: ClientApp, 
 
 
 def _simulate(settings: RunSettings, **apps: Any) -> None:
-    """Flower's engine on `settings.federation.num_nodes` nodes, Ray on loopback, our log level."""
+    """Flower's engine on `settings.federation.num_nodes` nodes, Ray on loopback, our log level, and
+    the simulated nodes' misbehaviour in the environment their processes inherit."""
     logging.getLogger("flwr").setLevel(settings.simulation.flower_log_level.upper())
     backend_config = _backend_config(settings)
     init_args = backend_config["init_args"]
-    with stop_on_interrupt(), loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])):
+    with (
+        stop_on_interrupt(),
+        simulated_faults(settings.simulation.faults),
+        loopback_ray(int(init_args["num_cpus"]), str(init_args["logging_level"])),
+    ):
         _run_simulation(
             num_supernodes=settings.federation.num_nodes,
             backend_name="ray",

@@ -20,6 +20,7 @@ from fl_client.protection.release import PlaintextRelease
 from fl_client.protection.secure_node import CkksNode, SecAggNode
 from fl_client.protection.work import NodeWork, WithheldEvaluation
 from fl_client.round_quota import RoundQuota
+from fl_client.simulated_faults import SimulatedDropout, node_faults
 from fl_protocol import packed_content, records
 from fl_protocol.protection import messages
 from fl_protocol.protection.modes import ProtectionMode
@@ -78,6 +79,8 @@ def attach_protection(app: ClientApp, settings_for: SettingsFor, work_for: WorkF
         return handle
 
     def _answer(kind: str, msg: Message, context: Context) -> Message:
+        if node_faults(context.node_config).drops_at(msg.metadata.message_type):  # simulated nodes only
+            raise SimulatedDropout(f"this simulated node drops out at {msg.metadata.message_type}")
         settings = settings_for(context)
         policy = node_policy_of(context.node_config)
         work_kind = _work_of(kind, msg)

@@ -5,7 +5,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configs.compose import path_field, require
+from fl_protocol.protection.modes import ProtectionMode
 from fl_protocol.settings.policy import NodePolicy, check_node_policy
+from fl_protocol.settings.simulated_faults import (
+    SimulatedAdversaries,
+    SimulatedDropouts,
+    SimulatedFaults,
+    check_simulated_faults,
+)
 
 
 @dataclass
@@ -28,6 +35,8 @@ class TrackingSettings:
     run_name: str | None = None
     registered_model_name: str | None = None
     sweep_id: str | None = None
+    # Extra tags on the run, e.g. {fedtriage.baseline: centralized} on a reference run.
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,17 +59,25 @@ class CheckpointSettings:
 
 @dataclass
 class SimulationSettings:
-    """Resources of Flower's simulation engine (ignored in deployment)."""
+    """Resources of Flower's simulation engine and what its simulated nodes hold or do (ignored in deployment)."""
 
     client_cpus: float
     flower_log_level: str
     # The policy written into every simulated node's kit (a real unit writes its own).
     node_policy: NodePolicy
+    # Simulated nodes that poison their contribution or drop out (robustness studies; off by default).
+    adversaries: SimulatedAdversaries
+    dropouts: SimulatedDropouts
     total_cpus: int | None = None
+
+    @property
+    def faults(self) -> SimulatedFaults:
+        """What the simulated nodes are to do wrong, as handed to them (`cli.simulation.faults`)."""
+        return SimulatedFaults(self.adversaries, self.dropouts)
 
 
 def check_coordinator_sections(
-    tracking: TrackingSettings, checkpoint: CheckpointSettings, simulation: SimulationSettings
+    tracking: TrackingSettings, checkpoint: CheckpointSettings, simulation: SimulationSettings, mode: ProtectionMode
 ) -> None:
     require(bool(tracking.experiment_name), "tracking.experiment_name", "must not be empty")
     if tracking.register_model:
@@ -69,3 +86,4 @@ def check_coordinator_sections(
     require(checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     require(simulation.client_cpus > 0, "simulation.client_cpus", "must be > 0")
     check_node_policy(simulation.node_policy, "simulation.node_policy")
+    check_simulated_faults(simulation.faults, mode)

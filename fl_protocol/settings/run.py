@@ -95,7 +95,7 @@ class RunSettings(NodeSettings):
                 "privacy.mode",
                 "local DP-SGD clips per-sample gradients; FedProx's proximal term has none (use fedavg)",
             )
-        check_coordinator_sections(self.tracking, self.checkpoint, self.simulation)
+        check_coordinator_sections(self.tracking, self.checkpoint, self.simulation, self.secure.mode)
 
     def for_nodes(self) -> NodeSettings:
         """The part of these settings a node receives."""

@@ -184,7 +184,9 @@ class MlflowTracker:
         return tracked
 
     def _open_run_record(self, settings: RunSettings, resumes: ResumedRun | None) -> Record:
-        tags = {UPDATE_PROTECTION_TAG: str(settings.secure.mode), CODE_FINGERPRINT_TAG: code_fingerprint()}
+        # The configured tags first: they may mark a run, never overwrite what fedtriage records of it.
+        tags = {**self._settings.tags, UPDATE_PROTECTION_TAG: str(settings.secure.mode),
+                CODE_FINGERPRINT_TAG: code_fingerprint()}
         if settings.secure.mode is ProtectionMode.plaintext:
             tags[PLAINTEXT_UPDATES_TAG] = "true"
         if resumes is not None:

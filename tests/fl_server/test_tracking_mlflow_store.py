@@ -328,3 +328,17 @@ def test_only_a_finished_runs_model_is_registered(
     killed = tracker.finish(RunOutcome("KILLED", history_of(1), torch.nn.Linear(4, 2))).run_id
     with pytest.raises(ConfigError, match="ended KILLED"):
         register_run_model(store_uri, killed, "never-registered")
+
+
+def test_configured_tags_mark_a_run_but_never_overwrite_what_fedtriage_records_of_it(
+    settings_for: Callable[..., RunSettings], store_uri: str, tmp_path: Path
+) -> None:
+    settings = settings_for(f"tracking.tracking_uri={store_uri}", "tracking.log_model=false",
+                            "++tracking.tags={role: baseline, fedtriage.update_protection: none}")
+    tracker = MlflowTracker(settings.tracking, tmp_path / "out")
+    tracker.start(settings)
+    run_id = tracker.finish(RunOutcome("FINISHED", history_of(1), None, None)).run_id
+    assert run_id is not None
+    tags = MlflowClient(store_uri).get_run(run_id).data.tags
+    assert tags["role"] == "baseline"
+    assert tags["fedtriage.update_protection"] == "secagg"
