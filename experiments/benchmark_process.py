@@ -1,8 +1,8 @@
 """One benchmark run in a process of its own: its exit code, wall time, peak memory, table and figures.
 
 A process per benchmark keeps one benchmark's threads, caches and Ray workers from slowing
-the next, and makes its peak resident memory its own (the kernel reports it when the
-process is reaped). Every benchmark prints a table, then one JSON object of its figures as
+the next, and makes its peak resident memory its own (`experiments.peak_memory` launches it
+and reports the kernel's figure). Every benchmark prints a table, then one JSON object of its figures as
 its very last line; a run without that line, or with a non-zero exit, has failed, and the
 last lines of its stderr say why. The process gets a session of its own, so that a timeout
 or Ctrl-C ends everything it started (a coordinator, nodes, Ray) and nothing else.
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import IO
 
 STDERR_TAIL_LINES = 20
-_POLL_S = 0.2
 _GRACE_S = 30.0  # after SIGINT/SIGTERM, before SIGKILL
 
 
@@ -47,17 +46,20 @@ class BenchmarkResult:
 def run_benchmark(name: str, argv: Sequence[str], timeout_s: float) -> BenchmarkResult:
     """Run `argv` to its end (or `timeout_s`); Ctrl-C stops it too, then propagates."""
     # Files, not pipes: a benchmark's output is never blocked on us, however much it prints.
-    with _capture() as out, _capture() as err:
+    with _capture() as out, _capture() as err, tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak-kib")
         started = time.perf_counter()
         process = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True, start_new_session=True
+            [sys.executable, "-m", "experiments.peak_memory", peak_file, *argv],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True, start_new_session=True,
         )
         try:
-            exit_code, peak_kb, timed_out = _reap(process, timeout_s)
+            exit_code, timed_out = _reap(process, timeout_s)
         except KeyboardInterrupt:
             _stop(process, signal.SIGINT)
             raise
         wall_s = time.perf_counter() - started
+        peak_kb = _peak_kib(peak_file)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -101,20 +103,23 @@ def split_figures(stdout: str) -> tuple[str, dict[str, object] | None]:
     return stdout.strip("\n"), None
 
 
-def _reap(process: subprocess.Popen[str], timeout_s: float) -> tuple[int | None, float | None, bool]:
-    """Wait for `process` with `wait4`, which (unlike `Popen.wait`) returns its resource usage."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-            # ru_maxrss is in KiB on Linux, in bytes on macOS.
-            peak_kb = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
-            return process.returncode, peak_kb, False
-        if time.monotonic() > deadline:
-            _stop(process, signal.SIGTERM)
-            return process.returncode, None, True
-        time.sleep(_POLL_S)
+def _reap(process: subprocess.Popen[str], timeout_s: float) -> tuple[int | None, bool]:
+    """Wait for `process` until `timeout_s`; (exit code, whether it timed out)."""
+    try:
+        return process.wait(timeout_s), False
+    except subprocess.TimeoutExpired:
+        _stop(process, signal.SIGTERM)
+        return process.returncode, True
+
+
+def _peak_kib(path: str) -> float | None:
+    """The peak the launcher (`experiments.peak_memory`) wrote, in KiB; None if it wrote none."""
+    try:
+        with open(path, encoding="ascii") as stream:
+            kib = float(stream.read())
+    except (OSError, ValueError):
+        return None
+    return kib / 1024 if sys.platform == "darwin" else kib  # ru_maxrss: bytes on macOS
 
 
 def _stop(process: subprocess.Popen[str], first: signal.Signals) -> None:
