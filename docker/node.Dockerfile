@@ -23,6 +23,8 @@ COPY fl_protocol ./fl_protocol
 COPY fl_client ./fl_client
 COPY fl_server ./fl_server
 COPY triage ./triage
+COPY comparison ./comparison
+COPY privacy_audit ./privacy_audit
 COPY experiments ./experiments
 # pdqhash (PDQ perceptual hashes) is published as source: a compiler for the install only.
 RUN apt-get update && apt-get install -y --no-install-recommends g++ \
