@@ -1,8 +1,8 @@
 """`fedtriage bench all`: each benchmark in a process of its own, one JSON and one Markdown report of them all.
 
 The report tests run real processes of a tiny benchmark (tests/support/tiny_benchmark.py), passed
-to the runner as its list of benchmarks; the real benchmarks take minutes, so only the slow tier
-runs one of them, the fastest, through the command itself.
+to the runner as its list of benchmarks; the real benchmarks take minutes: the README's
+`fedtriage bench all --only classify` (tests/cli/test_readme.py) runs the fastest through the command.
 """
 
 import json
@@ -13,8 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 from experiments.bench_all import main
 from tests.support.project import FEDTRIAGE, PROJECT_DIR
@@ -211,19 +209,3 @@ def test_bench_all_has_help_naming_its_options() -> None:
     for option in ("--out", "--only", "--timeout"):
         assert option in completed.stdout
     assert "fedtriage bench all" in fedtriage("bench", "--help").stdout
-
-
-@pytest.mark.slow
-def test_bench_all_runs_a_real_benchmark_quick_and_reports_its_figures(tmp_path: Path) -> None:
-    completed = fedtriage("bench", "all", "--out", str(tmp_path), "--only", "classify", timeout=1800)
-
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert last_line_json(completed.stdout)["ok"] is True
-    report = json.loads((tmp_path / "bench.json").read_text())
-    classify = report["benchmarks"]["classify"]
-    assert classify["command"].endswith("-m cli.app bench classify --quick")
-    assert classify["figures"]["ratio"] > 0 and classify["figures"]["forward_images_per_s"] > 0
-    assert classify["peak_rss_mb"] > 0
-    markdown = (tmp_path / "bench.md").read_text()
-    assert f"| ratio | {json.dumps(classify['figures']['ratio'])} |" in markdown
-    assert "bare forward pass:" in markdown  # its own table, verbatim

@@ -23,6 +23,7 @@ import pytest
 from experiments.loopback_federation import stop_session
 from fedtriage.environment import PHONE_HOME_SWITCHES
 from tests.support.project import PROJECT_DIR
+from tests.support.public_datasets import write_cifar10
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,8 @@ NOT_RUN_HERE = ("python3 -m venv", "python -m pytest")
 PROSE_COMMANDS = {
     "`fedtriage --help`": "fedtriage --help",
     "`fedtriage COMMAND --help`": (
-        "for c in simulate flwr-run classify hash demo model bench provision check coordinator node run audit; do "
+        "for c in simulate flwr-run classify hash demo model bench provision check coordinator node run audit compare "
+        "privacy-audit; do "
         "fedtriage $c --help; done"
     ),
     "`fedtriage provision FEDERATION.yaml --out KITS`": (
@@ -42,6 +44,8 @@ PROSE_COMMANDS = {
     ),
     "`fedtriage provision add-unit NAME --out KITS`": "fedtriage provision add-unit unit4 --out kits",
     "`fedtriage simulate --help`": "fedtriage simulate --help",
+    # Every benchmark takes half an hour: tests/cli/test_bench_all.py runs it with one benchmark.
+    "`fedtriage bench all`": "fedtriage bench all --help",
     "`fedtriage model approve fedtriage-model N`": "fedtriage model approve fedtriage-model 1",
     "`python -m experiments.simulate`": "python -m experiments.simulate --help",
     "`fedtriage hash known-material/ > known.txt`": (
@@ -86,6 +90,8 @@ def test_every_command_of_the_readme_runs_as_written(tmp_path: Path) -> None:
     env.update(PHONE_HOME_SWITCHES)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(PROJECT_DIR)  # `python -m experiments...` as from the clone
+    # The public dataset the README trains on, as a researcher has it on disk (a tiny copy).
+    write_cifar10(tmp_path / "datasets", per_batch=12)
     outputs: dict[str, str] = {}
     for command in readme_commands():
         if command.startswith("mlflow ui"):
