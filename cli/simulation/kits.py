@@ -35,7 +35,11 @@ def provision_simulated_kits(settings: RunSettings) -> RunSettings:
     Secure modes need kits for their keys; local DP-SGD for each node's ledger (`state/`).
     """
     secure = settings.secure.mode.is_secure
-    if not (secure or settings.privacy.mode is PrivacyMode.local_dpsgd) or settings.kit:
+    if not (secure or settings.privacy.mode is PrivacyMode.local_dpsgd):
+        # A later job of a sweep in this process: its nodes must not find an earlier job's kits.
+        os.environ.pop(SIMULATED_KITS_VARIABLE, None)
+        return settings
+    if settings.kit:
         return settings
     if secure:
         check_simulated_policy(settings.simulation.node_policy, settings.federation, settings.secure.secagg.neighbours)

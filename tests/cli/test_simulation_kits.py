@@ -33,6 +33,18 @@ def test_a_plaintext_simulation_without_local_dp_provisions_nothing(tmp_path: Pa
     assert not (tmp_path / "kits").exists()
 
 
+def test_a_plaintext_job_after_a_secure_one_in_the_same_process_leaves_its_nodes_without_the_earlier_kits(
+    tmp_path: Path,
+) -> None:
+    provision_simulated_kits(load_settings(["secure=secagg", f"output_dir={tmp_path / 'job-0'}"]))
+    assert node_kit({"partition-id": 0}).name == "node-0"  # the secure job's nodes find their kits
+
+    provision_simulated_kits(load_settings(["secure=plaintext", f"output_dir={tmp_path / 'job-1'}"]))
+
+    with pytest.raises(ConfigError):
+        node_kit({"partition-id": 0})  # as in a fresh process: no kit, no policy from an earlier job
+
+
 def test_a_local_dp_simulation_needs_an_output_dir_for_its_kits() -> None:
     with pytest.raises(ConfigError, match="output_dir"):
         provision_simulated_kits(load_settings(["secure=plaintext", "privacy=local_dpsgd"]))
