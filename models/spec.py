@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fl_protocol.settings import ModelSettings, RunSettings
+from fl_protocol.settings import ModelSettings, NodeSettings
 from models.registry import build_model
 
 MODEL_FILE_FORMAT = "fedtriage-model-1"
@@ -37,7 +37,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: RunSettings) -> "ModelSpec":
+    def from_settings(cls, settings: NodeSettings) -> "ModelSpec":
         holdings = settings.holdings
         return cls(
             name=settings.model.name,

@@ -5,28 +5,20 @@ flattens them in this order); the audit keeps the global model the server sent i
 form, so the attacker's model and every node's are the very same weights.
 """
 
-import dataclasses
-
 import numpy as np
 import torch
 from torch import nn
 
 from fl_protocol.settings import NodeSettings
-from models import build_model
+from models import ModelSpec
 
 ModelArrays = dict[str, np.ndarray]
 
 
 def build_audited_model(settings: NodeSettings, arrays: ModelArrays | None = None) -> nn.Module:
     """The run's model for its holdings' classes, channels and image size; with `arrays` loaded."""
-    holdings = settings.holdings
-    assert holdings.classes, "the audited run names its classes"
-    model = build_model(
-        dataclasses.replace(settings.model, weights_path=None),
-        num_classes=len(holdings.classes),
-        in_channels=holdings.channels,
-        image_size=holdings.image_size,
-    )
+    assert settings.holdings.classes, "the audited run names its classes"
+    model = ModelSpec.from_settings(settings).build()
     if arrays is not None:
         model.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in arrays.items()})
     return model

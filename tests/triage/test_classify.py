@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -27,7 +28,7 @@ from tests.support.project import VICS_EXPORT_SCHEMA
 from triage.classify import classify_media
 from triage.journal import JOURNAL_FILE, Journal
 from triage.known_hashes import load_known_hashes
-from triage.model_source import load_triage_model
+from triage.model_source import TriageModel, load_triage_model
 from triage.pipeline import PipelineLimits, Scorer, classify_pending
 from triage.reader import PerceptualRules
 from triage.settings import load_classify_settings, settings_fingerprint
@@ -82,6 +83,25 @@ def discover_all(journal: Journal, evidence: Path) -> None:
         else:
             journal.discover(entry, None)
     journal.finish_discovery()
+
+
+def discovered(settings, root: Path) -> tuple[Journal, TriageModel]:  # type: ignore[no-untyped-def]
+    """A run's journal with every file of `root` discovered and none read yet, and the run's model."""
+    model = load_triage_model(settings.model, None, None)
+    journal = Journal(Path(settings.out), settings_fingerprint(settings, model.name, model.version))
+    discover_all(journal, root)
+    return journal, model
+
+
+def classify_discovered(settings, journal: Journal, root: Path, model: TriageModel,  # type: ignore[no-untyped-def]
+                        on_done: Callable[[int], None]) -> None:
+    """The pipeline alone on a discovered journal, with one reader, calling `on_done` after each stored group."""
+    limits = PipelineLimits(batch_size=settings.batch_size, decode_workers=1, max_image_pixels=89_478_485,
+                            max_file_bytes=2**30, file_time_limit_s=60)
+    known = load_known_hashes([])
+    perceptual = PerceptualRules(known.pdq_index(31), set_aside_near_known=False, min_quality=50)
+    classify_pending(journal, root, known, Scorer(model, (1,)), limits,
+                     settings.video.limits(89_478_485, frame_side=512), perceptual, on_done)
 
 
 def rows(out: Path) -> list[dict[str, str]]:
@@ -193,9 +213,7 @@ def test_a_link_swapped_to_point_outside_after_discovery_is_not_read(
 ) -> None:
     out = tmp_path / "report"
     settings = triage_settings(evidence, model_file, out)
-    model = load_triage_model(settings.model, None, None)
-    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    discover_all(journal, evidence)
+    journal, model = discovered(settings, evidence)
     journal.close()  # as if interrupted before any file was read; then the tree changes
     target = evidence / "DCIM" / "disc" / "disc_0.png"
     target.unlink()
@@ -212,9 +230,7 @@ def test_a_fifo_swapped_in_after_discovery_is_listed_and_does_not_hang_the_run(
 ) -> None:
     out = tmp_path / "report"
     settings = triage_settings(evidence, model_file, out)
-    model = load_triage_model(settings.model, None, None)
-    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    discover_all(journal, evidence)
+    journal, model = discovered(settings, evidence)
     journal.close()
     target = evidence / "DCIM" / "disc" / "disc_0.png"
     target.unlink()
@@ -246,20 +262,13 @@ def test_an_interrupted_run_resumes_without_classifying_finished_files_again(
 ) -> None:
     out = tmp_path / "report"
     settings = triage_settings(evidence, model_file, out, "batch_size=4")
-    model = load_triage_model(settings.model, None, None)
-    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    discover_all(journal, evidence)
+    journal, model = discovered(settings, evidence)
 
     def stop_after_first_group(count: int) -> None:
         raise Interrupted
 
-    limits = PipelineLimits(batch_size=4, decode_workers=1, max_image_pixels=89_478_485, max_file_bytes=2**30,
-                            file_time_limit_s=60)
-    known = load_known_hashes([])
-    perceptual = PerceptualRules(known.pdq_index(31), set_aside_near_known=False, min_quality=50)
     with pytest.raises(Interrupted):
-        classify_pending(journal, evidence, known, Scorer(model, (1,)), limits,
-                         settings.video.limits(89_478_485, frame_side=512), perceptual, stop_after_first_group)
+        classify_discovered(settings, journal, evidence, model, stop_after_first_group)
     journal.close()
     stored_before = _stored_by_attempt(out)
     assert list(stored_before) == [1] and stored_before[1] >= 4  # the first group was stored
@@ -277,9 +286,7 @@ def test_a_run_an_earlier_version_left_unfinished_resumes_after_the_upgrade(
 ) -> None:
     out = tmp_path / "report"
     settings = triage_settings(evidence, model_file, out)
-    model = load_triage_model(settings.model, None, None)
-    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    discover_all(journal, evidence)
+    journal, model = discovered(settings, evidence)
     journal.close()
     with sqlite3.connect(out / JOURNAL_FILE) as db:  # as the version before `written_path` wrote it
         db.execute("ALTER TABLE media DROP COLUMN written_path")

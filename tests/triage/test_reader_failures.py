@@ -11,14 +11,10 @@ import numpy as np
 from PIL import Image
 
 from fl_client.holdings import write_synthetic_holdings
-from tests.triage.test_classify import CLASSES, discover_all, rows
+from tests.triage.test_classify import CLASSES, classify_discovered, discovered, rows
 from triage.classify import classify_media
-from triage.journal import JOURNAL_FILE, Journal
-from triage.known_hashes import load_known_hashes
-from triage.model_source import load_triage_model
-from triage.pipeline import PipelineLimits, Scorer, classify_pending
-from triage.reader import PerceptualRules
-from triage.settings import load_classify_settings, settings_fingerprint
+from triage.journal import JOURNAL_FILE
+from triage.settings import load_classify_settings
 
 _SLOW_SIDE = 8000  # 64 megapixels (under max_image_pixels): seconds to inflate, fit and hash
 
@@ -60,9 +56,7 @@ def test_a_reader_killed_mid_run_loses_no_file(tmp_path: Path, model_file: Path)
     out = tmp_path / "report"
     settings = load_classify_settings([f"source={device}", f"model={model_file}", f"out={out}", "progress=false",
                                        "batch_size=4"])
-    model = load_triage_model(settings.model, None, None)
-    journal = Journal(out, settings_fingerprint(settings, model.name, model.version))
-    discover_all(journal, device)
+    journal, model = discovered(settings, device)
     killed: list[int] = []
 
     def kill_a_reader_once(count: int) -> None:
@@ -72,12 +66,7 @@ def test_a_reader_killed_mid_run_loses_no_file(tmp_path: Path, model_file: Path)
             os.kill(reader.pid, signal.SIGKILL)
             killed.append(reader.pid)
 
-    limits = PipelineLimits(batch_size=4, decode_workers=1, max_image_pixels=89_478_485, max_file_bytes=2**30,
-                            file_time_limit_s=60)
-    known = load_known_hashes([])
-    perceptual = PerceptualRules(known.pdq_index(31), set_aside_near_known=False, min_quality=50)
-    classify_pending(journal, device, known, Scorer(model, (1,)), limits,
-                     settings.video.limits(89_478_485, frame_side=512), perceptual, kill_a_reader_once)
+    classify_discovered(settings, journal, device, model, kill_a_reader_once)
     journal.close()
 
     assert killed
