@@ -7,7 +7,8 @@ coordinator start` (SuperLink with TLS and SuperNode authentication behind nginx
 `fedtriage node start`, each unit with its own generated holdings; runs submitted with
 `fedtriage run start`, the default model, `plaintext` and `secagg`. The same settings in
 Flower's simulation engine: three nodes sharing generated holdings of the same size
-(`holdings=synthetic`, three times the images per class). Seconds per round are the median
+(`holdings=synthetic`, three times the images per class, none held out: central evaluation
+is off on both sides, so each simulated node trains on as many images as a unit does). Seconds per round are the median
 of rounds 2..N of a run (round 1 also loads the app and holdings and shares keys); every
 figure is the median over `--repeats` interleaved repetitions (deployed plaintext, deployed
 secagg, simulated plaintext, simulated secagg, then again). Prints a table, then one JSON
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> None:
                         "holdings=synthetic", f"holdings.path={scratch / 'simulated-holdings'}",
                         f"holdings.classes=[{','.join(CLASSES)}]",
                         f"holdings.synthetic.images_per_class={args.images_per_class * len(federation.units)}",
-                        "holdings.synthetic.image_format=png", "evaluation.central=false",
+                        "holdings.synthetic.image_format=png", "evaluation.central=false", "holdings.test_fraction=0",
                         f"simulation.node_policy.secure.min_peers={len(federation.units) - 1}",
                         "tracking.enabled=false", f"output_dir={output}",
                     ]))
