@@ -6,10 +6,17 @@ and non-members hold the classes alike, so no attack scores a class's frequency 
 membership (a model that learned little still fits its members' class mix better). Every
 shadow model trains the same way (same nodes, rounds, training and privacy setting) on its
 own random half, each image being a member of exactly half of the shadows (`shadow_models // 2`).
+
+The target and shadow federations of every setting are independent trainings with seeds of their
+own: `membership.workers` processes train them side by side (the figures do not depend on how many).
 """
 
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,41 +70,94 @@ class Candidates:
     shadow_members: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Training:
+    """One federation the audit trains (a target or a shadow), as a worker process receives it."""
+
+    settings: RunSettings
+    membership: MembershipSettings
+    nodes: int
+    candidates: Candidates
+    members: np.ndarray
+    seed: int
+    kits: Path
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What the audit keeps of a trained federation: its outputs on every candidate, and its cost."""
+
+    outputs: ModelOutputs
+    epsilon: float | None
+    seconds: float
+
+
 def run_membership_audit(
     run: RunSettings, membership: MembershipSettings, pool: Holdings, scratch: Path, progress: Progress
 ) -> tuple[MembershipFinding, ...]:
     """Both attacks against the target federation of every privacy setting in `membership.privacy`."""
     nodes = membership.nodes or run.federation.num_nodes
     candidates = draw_candidates(run.seed, pool, nodes * membership.members_per_node, membership.shadow_models)
-    findings: list[MembershipFinding] = []
-    for privacy in membership.privacy:
-        mode = AuditedMode(ProtectionMode.secagg, PrivacyMode(privacy), nodes)
+    modes = [AuditedMode(ProtectionMode.secagg, PrivacyMode(privacy), nodes) for privacy in membership.privacy]
+    trainings: list[_Training] = []
+    for privacy, mode in zip(membership.privacy, modes):
         settings = mode_settings(run, mode, epsilon_budget=membership.epsilon_budget)
-        started = time.perf_counter()
-        target = train_on_members(settings, membership, nodes, candidates, candidates.target_members, run.seed,
-                                  scratch / f"{privacy}-target")
-        train_seconds = time.perf_counter() - started
-        outputs = _outputs(settings, target, candidates)
-        shadows = [
-            _outputs(settings, train_on_members(settings, membership, nodes, candidates, members, run.seed + 1 + index,
-                                                scratch / f"{privacy}-shadow-{index}"), candidates)
+        trainings.append(_Training(settings, membership, nodes, candidates, candidates.target_members, run.seed,
+                                   scratch / f"{privacy}-target"))
+        trainings += [
+            _Training(settings, membership, nodes, candidates, members, run.seed + 1 + index,
+                      scratch / f"{privacy}-shadow-{index}")
             for index, members in enumerate(candidates.shadow_members)
         ]
-        scores = {
-            LOSS_THRESHOLD: loss_threshold_scores(outputs),
-            LIRA: lira_scores(outputs, shadows, candidates.shadow_members),
-        }
-        is_member = candidates.target_members
-        for attack, attack_scores in scores.items():
-            score = score_attack(is_member, attack_scores)
-            findings.append(MembershipFinding(
-                mode=mode, attack=attack, auc=score.auc, advantage=score.advantage, members=int(is_member.sum()),
-                shadow_models=len(shadows), epsilon=target.epsilon,
-                member_accuracy=float(outputs.correct[is_member].mean()),
-                heldout_accuracy=float(outputs.correct[~is_member].mean()), train_seconds=train_seconds,
-            ))
-            progress(f"membership {mode.label} {attack}: AUC {score.auc:.3f}, advantage {score.advantage:.3f}")
+    findings: list[MembershipFinding] = []
+    with _trainers(membership.workers or os.cpu_count() or 1, run.train.threads) as train:
+        trained = train(trainings)  # in order: each mode's target, then its shadows
+        for mode in modes:
+            target, *shadow_runs = (next(trained) for _ in range(1 + membership.shadow_models))
+            findings += _attack(mode, target, [shadow.outputs for shadow in shadow_runs], candidates, progress)
     return tuple(findings)
+
+
+def _attack(mode: AuditedMode, target: _Trained, shadows: list[ModelOutputs], candidates: Candidates,
+            progress: Progress) -> list[MembershipFinding]:
+    outputs = target.outputs
+    findings = []
+    scores = {
+        LOSS_THRESHOLD: loss_threshold_scores(outputs),
+        LIRA: lira_scores(outputs, shadows, candidates.shadow_members),
+    }
+    is_member = candidates.target_members
+    for attack, attack_scores in scores.items():
+        score = score_attack(is_member, attack_scores)
+        findings.append(MembershipFinding(
+            mode=mode, attack=attack, auc=score.auc, advantage=score.advantage, members=int(is_member.sum()),
+            shadow_models=len(shadows), epsilon=target.epsilon,
+            member_accuracy=float(outputs.correct[is_member].mean()),
+            heldout_accuracy=float(outputs.correct[~is_member].mean()), train_seconds=target.seconds,
+        ))
+        progress(f"membership {mode.label} {attack}: AUC {score.auc:.3f}, advantage {score.advantage:.3f}")
+    return findings
+
+
+@contextmanager
+def _trainers(workers: int, threads: int) -> Iterator[Callable[[list[_Training]], Iterator[_Trained]]]:
+    """Train federations in this process (one worker) or in `workers` fresh ones (spawned: nothing of this
+    process's threads or state is forked), each with `threads` torch threads; results in the order given."""
+    if workers <= 1:
+        yield lambda trainings: map(_train, trainings)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(threads,)) as executor:
+        yield lambda trainings: executor.map(_train, trainings)
+
+
+def _train(training: _Training) -> _Trained:
+    started = time.perf_counter()
+    model = train_on_members(training.settings, training.membership, training.nodes, training.candidates,
+                             training.members, training.seed, training.kits)
+    outputs = _outputs(training.settings, model, training.candidates)
+    return _Trained(outputs, model.epsilon, time.perf_counter() - started)
 
 
 def draw_candidates(seed: int, pool: Holdings, members: int, shadow_models: int) -> Candidates:

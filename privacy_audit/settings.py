@@ -44,6 +44,7 @@ class MembershipSettings:
     privacy: list[str]
     epsilon_budget: float
     nodes: int | None = None
+    workers: int | None = None
 
 
 @dataclass
@@ -101,3 +102,5 @@ def check_audit(audit: AuditSettings, run: RunSettings) -> None:
         require(name in PRIVACY_SETTINGS, "audit.membership.privacy",
                 f"unknown setting {name!r}; choose from {', '.join(PRIVACY_SETTINGS)}")
     require(membership.epsilon_budget > 0, "audit.membership.epsilon_budget", "must be > 0")
+    require(membership.workers is None or membership.workers >= 1, "audit.membership.workers",
+            "must be >= 1 (null: one per CPU core)")

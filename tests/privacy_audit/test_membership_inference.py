@@ -1,5 +1,6 @@
 """Membership inference: the attack figures are sane, and DP lowers what the attacks learn from the global model."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from fl_client.holdings import load_holdings
 from fl_protocol.protection.modes import PrivacyMode, ProtectionMode
 from fl_protocol.run_config import load_settings
 from privacy_audit.audited_modes import AuditedMode, mode_settings
-from privacy_audit.membership_audit import draw_candidates, train_on_members
+from privacy_audit.membership_audit import draw_candidates, run_membership_audit, train_on_members
 from privacy_audit.membership_inference import (
     ModelOutputs,
     lira_scores,
@@ -79,3 +80,16 @@ def test_local_dp_sgd_lowers_the_membership_advantage(tmp_path: Path) -> None:
     with_dp, _ = federation_advantage(PrivacyMode.local_dpsgd, tmp_path / "dp")
     assert with_dp < without - 0.1
     assert with_dp < chance_advantage(NODES * MEMBERS_PER_NODE, NODES * MEMBERS_PER_NODE)
+
+
+def test_the_figures_are_the_same_whether_one_process_or_two_train_the_federations(tmp_path: Path) -> None:
+    run = load_settings(["tracking.enabled=false"])
+    tiny = MembershipSettings(members_per_node=5, rounds=1, local_epochs=1, shadow_models=2,
+                              privacy=["none", "local_dpsgd"], epsilon_budget=1000.0)
+    pool = load_holdings(run.holdings)
+    alone, side_by_side = (
+        run_membership_audit(run, dataclasses.replace(tiny, workers=workers), pool, tmp_path / str(workers), print)
+        for workers in (1, 2)
+    )
+    assert [dataclasses.replace(finding, train_seconds=0.0) for finding in alone] == [
+        dataclasses.replace(finding, train_seconds=0.0) for finding in side_by_side]
