@@ -4,12 +4,14 @@
     fedtriage simulate federation.num_nodes=10 strategy=fedprox partition=dirichlet partition.alpha=0.3
     fedtriage simulate -m strategy=fedavg,fedprox        # a sweep: one MLflow run per job
     fedtriage simulate +experiment=noniid -m             # a preset sweep of configs/experiment/
+    fedtriage simulate +experiment=privacy-audit -m      # the privacy audit, as a preset
     fedtriage simulate --help                            # every setting group, and Hydra's own flags
 
 Settings come from configs/ through Hydra (overrides, `-m` sweeps and Hydra's flags as
 with any Hydra app). The federation runs in Flower's own simulation engine with the
 same ServerApp and ClientApp a deployment runs; MLflow records it (a local SQLite
-store by default, or $MLFLOW_TRACKING_URI).
+store by default, or $MLFLOW_TRACKING_URI). A configuration that holds the `audit` group
+(the `privacy-audit` preset) runs the privacy audit instead (`fedtriage privacy-audit`).
 """
 
 import logging
@@ -30,6 +32,7 @@ from configs.errors import from_omegaconf
 from fedtriage.console import configure_console_logging
 from fedtriage.errors import ConfigError, Interrupted
 from fl_protocol.settings import RunSettings, settings_from_mapping
+from privacy_audit.settings import AUDIT_KEY, audit_configuration_from_mapping
 
 # The classify command's configuration folder sits beside the federation's groups; not one of them.
 TRIAGE_GROUP = "triage"
@@ -80,7 +83,7 @@ def check_overrides(overrides: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from fl_protocol.run_config import load_settings
+    from configs.compose import compose_config
 
     ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
@@ -96,7 +99,15 @@ def check_overrides(overrides: list[str]) -> None:
             jobs += [first[:index] + [_with_value(override, value)] + first[index + 1:]
                      for value in override.sweep_string_iterator()]
     for job in jobs:
-        load_settings(job)
+        check_job(compose_config(job))
+
+
+def check_job(config: dict[str, Any]) -> None:
+    """One job's resolved configuration, checked as that job will read it (a federation, or the audit)."""
+    if AUDIT_KEY in config:
+        audit_configuration_from_mapping(config)
+    else:
+        settings_from_mapping(config, base=Path.cwd())
 
 
 def _with_value(override: Any, value: str) -> str:
@@ -111,6 +122,9 @@ def _job(cfg: DictConfig) -> float | None:
     from fl_server.run_summary import read_summary
 
     configure_console_logging()
+    if AUDIT_KEY in cfg:
+        _audit_job(cfg)
+        return None
     with exit_on_error():
         settings = preflight(settings_for_simulation(cfg))
         try:
@@ -141,8 +155,22 @@ def how_to_resume(output_dir: Path, err: Interrupted) -> str:
     )
 
 
+def _audit_job(cfg: DictConfig) -> None:
+    """The privacy audit as one job: its files in the job's folder, its MLflow runs one sweep."""
+    from experiments.privacy_audit import run_privacy_audit
+
+    with exit_on_error():
+        configuration = audit_configuration_from_mapping(job_config(cfg))
+        run_privacy_audit(configuration, Path(str(configuration.run.output_dir)))
+
+
 def settings_for_simulation(cfg: DictConfig) -> RunSettings:
     """Resolve Hydra's config, point outputs at Hydra's job directory, group sweeps."""
+    return settings_from_mapping(job_config(cfg), base=Path.cwd())
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra's config resolved, its outputs in Hydra's job directory, a sweep's jobs one MLflow sweep."""
     try:
         config: Any = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
@@ -152,4 +180,4 @@ def settings_for_simulation(cfg: DictConfig) -> RunSettings:
         config["output_dir"] = hydra_config.runtime.output_dir
     if hydra_config.mode == RunMode.MULTIRUN and not config["tracking"].get("sweep_id"):
         config["tracking"]["sweep_id"] = Path(hydra_config.sweep.dir).name
-    return settings_from_mapping(config, base=Path.cwd())
+    return config

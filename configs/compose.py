@@ -9,11 +9,14 @@ worker processes may run in another working directory.
 import dataclasses
 import functools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -46,7 +49,7 @@ def compose_config(
     overrides: Sequence[str] = (), config_name: str = CONFIG_NAME, config_dir: Path = CONFIG_DIR
 ) -> dict[str, Any]:
     """Compose `<config_dir>/<config_name>.yaml` with Hydra overrides into a resolved plain dict."""
-    with _COMPOSE_LOCK:
+    with _COMPOSE_LOCK, _running_app_set_aside():
         try:
             with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
                 config = compose(config_name=config_name, overrides=list(overrides))
@@ -60,6 +63,19 @@ def compose_config(
     assert isinstance(resolved, dict)
     resolved.pop("hydra", None)
     return resolved
+
+
+@contextmanager
+def _running_app_set_aside() -> Iterator[None]:
+    """Compose inside a running Hydra app too (a `fedtriage simulate` job that reads the node
+    policy's defaults): Hydra allows one initialized instance per process, so the app's is set
+    aside while this composes and put back after, as Hydra's own `initialize` does for its."""
+    running = Singleton._instances.pop(GlobalHydra, None)
+    try:
+        yield
+    finally:
+        if running is not None:
+            Singleton._instances[GlobalHydra] = running
 
 
 def typed_settings(schema: type[_Settings], config: Mapping[str, Any] | Any) -> _Settings:

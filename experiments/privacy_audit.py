@@ -1,6 +1,7 @@
 """The privacy audit: the attacks an honest-but-curious coordinator can run on what it receives.
 
     fedtriage privacy-audit [--quick] [--out DIR] [OVERRIDE ...]
+    fedtriage simulate +experiment=privacy-audit -m [OVERRIDE ...]    # the same, --quick, as a preset
 
 Gradient inversion of a node's plaintext update, of the secure sum over each cohort, under
 central DP and under local DP-SGD (PSNR and SSIM against the true images); membership
@@ -23,6 +24,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,7 +36,7 @@ from privacy_audit.figure import write_reconstruction_figure
 from privacy_audit.inversion_audit import run_inversion_audit
 from privacy_audit.membership_audit import run_membership_audit
 from privacy_audit.report import AuditContext, AuditReport, audit_figures, claims_markdown, format_table
-from privacy_audit.settings import load_audit_configuration
+from privacy_audit.settings import AuditConfiguration, load_audit_configuration
 from privacy_audit.tracking import log_audit
 
 CLAIMS_FILE = "claims.md"
@@ -51,8 +53,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/privacy_audit.yaml")
     args = parser.parse_args(argv)
     disable_phone_home()
-    started = time.perf_counter()
     configuration = load_audit_configuration([*(["audit=quick"] if args.quick else []), *args.overrides])
+    run_privacy_audit(configuration, args.out)
+    return 0
+
+
+def run_privacy_audit(configuration: AuditConfiguration, out: Path) -> dict[str, Any]:
+    """Attack, write the files into `out`, log to MLflow (as `run.tracking` says); the figures.
+
+    Also what `fedtriage simulate +experiment=privacy-audit` runs for its job.
+    """
+    started = time.perf_counter()
     run, audit = configuration.run, configuration.audit
     # Tiny models and batches: more threads only synchronise (train.threads, 1 by default, as on a simulated node).
     torch.set_num_threads(run.train.threads)
@@ -62,14 +73,14 @@ def main(argv: list[str]) -> int:
         membership = run_membership_audit(run, audit.membership, pool, Path(scratch), _progress)
     report = AuditReport(_context(run), audit, inversion.findings, membership, time.perf_counter() - started)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure = write_reconstruction_figure(inversion.samples, args.out)
-    claims = args.out / CLAIMS_FILE
+    out.mkdir(parents=True, exist_ok=True)
+    figure = write_reconstruction_figure(inversion.samples, out)
+    claims = out / CLAIMS_FILE
     claims.write_text(claims_markdown(report), encoding="utf-8")
     figures = audit_figures(report)
-    (args.out / FIGURES_FILE).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    (out / FIGURES_FILE).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(format_table(report))
-    print(f"\nwrote {figure}, {claims} and {args.out / FIGURES_FILE}")
+    print(f"\nwrote {figure}, {claims} and {out / FIGURES_FILE}")
     if run.tracking.enabled:
         # One sweep in MLflow: named by tracking.sweep_id when given (as for `fedtriage simulate -m`), else by the time.
         audit_id = run.tracking.sweep_id or f"privacy-audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -83,7 +94,7 @@ def main(argv: list[str]) -> int:
                   f"{tracked.tracking_uri}; compare them with `fedtriage compare --experiment "
                   f"{run.tracking.experiment_name} --sweep {tracked.audit_id} --out DIR`")
     print(json.dumps(figures))
-    return 0
+    return figures
 
 
 def _proxy_pool(run: RunSettings) -> Holdings:

@@ -63,7 +63,13 @@ class AuditConfiguration:
 
 def load_audit_configuration(overrides: Sequence[str] = (), base: Path | None = None) -> AuditConfiguration:
     """`configs/privacy_audit.yaml` with Hydra overrides (`audit=quick`, `train.lr=0.1`, ...), checked."""
-    config: dict[str, Any] = compose_config(overrides, config_name=AUDIT_CONFIG_NAME)
+    return audit_configuration_from_mapping(compose_config(overrides, config_name=AUDIT_CONFIG_NAME), base)
+
+
+def audit_configuration_from_mapping(config: dict[str, Any], base: Path | None = None) -> AuditConfiguration:
+    """A resolved configuration that holds the `audit` group (the command's, or the `privacy-audit`
+    preset's), checked; `config` itself is left as it was."""
+    config = dict(config)
     audit = typed_settings(AuditSettings, config.pop(AUDIT_KEY))
     run = settings_from_mapping(config, base=base or Path.cwd())
     check_audit(audit, run)

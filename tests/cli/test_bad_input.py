@@ -124,6 +124,10 @@ def test_the_command_line_reports_a_bad_setting_and_trains_nothing(tmp_path: Pat
         (["seed=-1"], "seed: must be in [0, 1073741824], got -1"),
         (["federation.num_nodes=four"], "federation.num_nodes: must be a whole number, got 'four'"),
         (["holdings.classes=7"], "holdings.classes: must be a list, e.g. holdings.classes=[a,b]"),
+        # The privacy-audit preset's settings are checked as the audit reads them, before it starts.
+        (["+experiment=privacy-audit", "-m", "audit.inversion.iterations=0"],
+         "audit.inversion.iterations: must be >= 1"),
+        (["+experiment=privacy-audit", "-m", "holdings=synthetic,folder"], "holdings.source: the privacy audit"),
     ],
 )
 def test_a_bad_setting_on_the_command_line_is_one_line_and_exit_2(

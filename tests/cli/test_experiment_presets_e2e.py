@@ -2,8 +2,9 @@
 engine: each sweep leaves its MLflow runs with the settings it varies, under one parent run that
 `fedtriage compare --sweep` reads, and the centralized baseline joins such a comparison under the same names.
 
-`protection-cost` runs its whole quick form; the other presets run a job or two of their own sweep
-(chosen by overrides after -m, as their headers show), one round each: every preset in a few minutes.
+`protection-cost` runs its whole quick form (and `privacy-audit` its quick form in tests/cli/test_readme.py);
+the other presets run a job or two of their own sweep (chosen by overrides after -m, as their headers
+show), one round each, and the audit on a tiny budget: every preset in a few minutes.
 """
 
 import os
@@ -18,6 +19,7 @@ from mlflow.entities import Run
 from comparison.logged_metrics import BYTES_PER_NODE, CENTRAL_ACCURACY, EPSILON_METRICS, ROUND_SECONDS
 from comparison.report import ComparisonRequest, compare
 from comparison.selection import RunSelection
+from fl_server.tracking.audit_metrics import AUDITED_MODE_TAG, INVERSION_PSNR, MIA_ADVANTAGE
 from fl_server.tracking.sweep_parent import SWEEP_PARENT_TAG
 from tests.support.project import FEDTRIAGE
 
@@ -132,3 +134,18 @@ def test_robustness_dropouts_drop_nodes_at_the_stage_asked_and_secure_aggregatio
     (run,) = sweep.runs
     assert run.data.metrics["protocol/secagg-dropped-at-unmask"] == 2  # node-8 and node-9 of 10
     assert run.data.metrics[CENTRAL_ACCURACY] > 0
+
+
+def test_privacy_audit_attacks_each_mode_as_one_sweep_with_its_files_in_the_jobs_folder(workdir: Path) -> None:
+    sweep = run_preset(workdir, "privacy-audit", "audit.inversion.iterations=5", "audit.membership.rounds=1",
+                       "audit.membership.shadow_models=2", "audit.membership.privacy=[none,central]",
+                       "audit.membership.members_per_node=10")
+    inversion = {run.data.tags[AUDITED_MODE_TAG] for run in sweep.runs if INVERSION_PSNR in run.data.metrics}
+    assert inversion == {"plaintext", "secagg", "secagg+central", "plaintext+local_dpsgd"}
+    membership = sorted(run.data.params["privacy.mode"] for run in sweep.runs if MIA_ADVANTAGE in run.data.metrics)
+    assert membership == ["central", "central", "none", "none"]  # loss threshold and LiRA, each
+    job = workdir / "multirun" / sweep.sweep_id / "0"
+    assert {"reconstructions.png", "claims.md", "figures.json"} <= {path.name for path in job.iterdir()}
+    report = compare(ComparisonRequest(RunSelection(EXPERIMENT, sweep.sweep_id), workdir / "audit-report", 0.9,
+                                       f"sqlite:///{workdir / 'mlflow.db'}"))
+    assert len(report.runs) == 8 and (workdir / "audit-report" / "attack_quality_by_mode.png").is_file()

@@ -68,6 +68,22 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         load_settings(["+federation.rounds=3"])
 
 
+def test_a_configuration_composes_inside_a_running_hydra_app_which_keeps_its_own(tmp_path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from configs import CONFIG_DIR
+
+    (tmp_path / "app.yaml").write_text("name: the-running-app\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        running = GlobalHydra.instance().hydra
+        assert compose_config(["federation.num_nodes=7"])["federation"]["num_nodes"] == 7
+        assert GlobalHydra.instance().hydra is running
+        assert compose(config_name="app")["name"] == "the-running-app"
+    assert not GlobalHydra.instance().is_initialized()
+    assert compose_config(config_dir=CONFIG_DIR)["federation"]["num_nodes"] == 4
+
+
 def test_unknown_config_group_option_names_the_group() -> None:
     with pytest.raises(ConfigError, match="strategy: unknown option .fedsgd.; did you mean fedavg"):
         compose_config(["strategy=fedsgd"])
