@@ -24,7 +24,6 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -58,8 +57,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def run_privacy_audit(configuration: AuditConfiguration, out: Path) -> dict[str, Any]:
-    """Attack, write the files into `out`, log to MLflow (as `run.tracking` says); the figures.
+def run_privacy_audit(configuration: AuditConfiguration, out: Path) -> None:
+    """Attack, write the files into `out`, log to MLflow (as `run.tracking` says), print the figures.
 
     Also what `fedtriage simulate +experiment=privacy-audit` runs for its job.
     """
@@ -94,7 +93,6 @@ def run_privacy_audit(configuration: AuditConfiguration, out: Path) -> dict[str,
                   f"{tracked.tracking_uri}; compare them with `fedtriage compare --experiment "
                   f"{run.tracking.experiment_name} --sweep {tracked.audit_id} --out DIR`")
     print(json.dumps(figures))
-    return figures
 
 
 def _proxy_pool(run: RunSettings) -> Holdings:

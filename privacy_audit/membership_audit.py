@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,9 +110,8 @@ def run_membership_audit(
             for index, members in enumerate(candidates.shadow_members)
         ]
     findings: list[MembershipFinding] = []
-    with _trainers(membership.workers or os.cpu_count() or 1, run.train.threads) as train:
-        trained = train(trainings)  # in order: each mode's target, then its shadows
-        for mode in modes:
+    with closing(_train_all(trainings, membership.workers or os.cpu_count() or 1, run.train.threads)) as trained:
+        for mode in modes:  # in order: each mode's target, then its shadows
             target, *shadow_runs = (next(trained) for _ in range(1 + membership.shadow_models))
             findings += _attack(mode, target, [shadow.outputs for shadow in shadow_runs], candidates, progress)
     return tuple(findings)
@@ -139,17 +138,16 @@ def _attack(mode: AuditedMode, target: _Trained, shadows: list[ModelOutputs], ca
     return findings
 
 
-@contextmanager
-def _trainers(workers: int, threads: int) -> Iterator[Callable[[list[_Training]], Iterator[_Trained]]]:
-    """Train federations in this process (one worker) or in `workers` fresh ones (spawned: nothing of this
-    process's threads or state is forked), each with `threads` torch threads; results in the order given."""
-    if workers <= 1:
-        yield lambda trainings: map(_train, trainings)
+def _train_all(trainings: list[_Training], workers: int, threads: int) -> Iterator[_Trained]:
+    """The trainings' results in the order given: in this process (one worker), else in up to `workers`
+    fresh ones (spawned: nothing of this process's threads or state is forked), `threads` torch threads each."""
+    if min(workers, len(trainings)) <= 1:
+        yield from map(_train, trainings)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+    with ProcessPoolExecutor(min(workers, len(trainings)), mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as executor:
-        yield lambda trainings: executor.map(_train, trainings)
+        yield from executor.map(_train, trainings)
 
 
 def _train(training: _Training) -> _Trained:
